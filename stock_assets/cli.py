@@ -1,0 +1,112 @@
+"""`stockctl`: the platform's command line (warehouse migrations, Kafka topics, the producer)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+
+from psycopg import sql
+
+from stock_assets.lib import db, kafka_admin, migrations, retention
+from stock_assets.lib.settings import ConfigError, DbSettings, KafkaSettings
+
+log = logging.getLogger("stockctl")
+DAGSTER_DB = "dagster"
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings = DbSettings.load()
+    with db.connect(settings) as conn:
+        applied = migrations.apply(conn)
+        license_ = retention.configure_policies(conn)
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (up to date)"
+    log.info(
+        "warehouse %s: migrations applied: %s; timescaledb license: %s",
+        settings.describe(),
+        names,
+        license_,
+    )
+
+
+def cmd_topics(args: argparse.Namespace) -> None:
+    settings = KafkaSettings.load()
+    for name, action in kafka_admin.ensure_topics(settings).items():
+        log.info("topic %s: %s", name, action)
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    cmd_migrate(args)
+    cmd_topics(args)
+
+
+def cmd_retention(args: argparse.Namespace) -> None:
+    with db.connect(DbSettings.load()) as conn:
+        log.info("chunks dropped: %s", retention.enforce(conn))
+
+
+def cmd_dev_env(args: argparse.Namespace) -> None:
+    """Print `export` lines for the Dagster instance storage (database `dagster`, created here)."""
+    settings = DbSettings.load()
+    with db.connect(settings, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DAGSTER_DB,)
+        ).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DAGSTER_DB)))
+    env = {
+        "DAGSTER_PG_HOST": settings.host,
+        "DAGSTER_PG_PORT": str(settings.port),
+        "DAGSTER_PG_USER": settings.user,
+        "DAGSTER_PG_PASSWORD": settings.password.get_secret_value(),
+        "DAGSTER_PG_DB": DAGSTER_DB,
+    }
+    for key, value in env.items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+def cmd_produce(args: argparse.Namespace) -> None:
+    """Publish market data from a source to Kafka (exit code 1 if anything was not delivered)."""
+    from stock_assets.producer import cli as producer_cli
+
+    code = producer_cli.run(args)
+    if code:
+        raise SystemExit(code)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stockctl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply warehouse migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("topics", help="create/grow the Kafka topics").set_defaults(func=cmd_topics)
+    sub.add_parser("init", help="migrate + topics").set_defaults(func=cmd_init)
+    sub.add_parser("dev-env", help="shell exports for the local Dagster instance").set_defaults(
+        func=cmd_dev_env
+    )
+    sub.add_parser("retention", help="drop expired chunks").set_defaults(func=cmd_retention)
+    produce = sub.add_parser("produce", help="publish market data from a source to Kafka")
+    _add_produce_arguments(produce)
+    produce.set_defaults(func=cmd_produce)
+    return parser
+
+
+def _add_produce_arguments(parser: argparse.ArgumentParser) -> None:
+    from stock_assets.producer.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, ConnectionError, migrations.MigrationError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Resources shared by every domain: the TimescaleDB warehouse and the Kafka cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+from pydantic import PrivateAttr
+
+from stock_assets.lib import kafka_admin
+from stock_assets.lib.settings import ConfigError, DbSettings, KafkaSettings
+from stock_assets.lib.topics import TopicSpec, topic_name
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """PostgreSQL + TimescaleDB through a psycopg 3 connection pool; bulk loads with COPY."""
+
+    # Unset fields fall back to config/db_settings.json and STOCK_DB_* (read at run time).
+    host: str | None = None
+    port: int | None = None
+    dbname: str | None = None
+    user: str | None = None
+    password: str | None = None
+    pool_max_size: int = 4
+
+    _pool: ConnectionPool | None = PrivateAttr(default=None)
+
+    def settings(self) -> DbSettings:
+        overrides = {
+            k: v
+            for k, v in {
+                "host": self.host,
+                "port": self.port,
+                "dbname": self.dbname,
+                "user": self.user,
+                "password": self.password,
+            }.items()
+            if v is not None
+        }
+        return DbSettings.load(**overrides)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._pool = ConnectionPool(
+            self.settings().conninfo(),
+            min_size=0,
+            max_size=self.pool_max_size,
+            open=False,
+            name="warehouse",
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection (a direct one outside a run); commits on success."""
+        if self._pool is None:
+            from stock_assets.lib.db import connect
+
+            with connect(self.settings()) as conn:
+                yield conn
+            return
+        timeout = self.settings().connect_timeout_s
+        if self._pool.closed:
+            self._pool.open(wait=False)
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise ConfigError(
+                f"warehouse at {self.settings().describe()} unreachable: {exc}"
+            ) from exc
+
+    @staticmethod
+    def copy_rows(
+        conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> int:
+        """COPY rows into schema.table inside the caller's transaction; returns the row count."""
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        n = 0
+        with conn.cursor() as cur, cur.copy(stmt) as copy:
+            for row in rows:
+                copy.write_row(row)
+                n += 1
+        return n
+
+
+class KafkaResource(dg.ConfigurableResource):
+    """The Kafka cluster (confluent-kafka); every broker call is bounded by `request_timeout_s`."""
+
+    # Unset fields fall back to config/kafka_settings.json and STOCK_KAFKA_*.
+    bootstrap_servers: str | None = None
+    topic_prefix: str | None = None
+    client_id: str = "stock-platform-dagster"
+
+    def settings(self) -> KafkaSettings:
+        overrides = {
+            k: v
+            for k, v in {
+                "bootstrap_servers": self.bootstrap_servers,
+                "topic_prefix": self.topic_prefix,
+            }.items()
+            if v is not None
+        }
+        return KafkaSettings.load(client_id=self.client_id, **overrides)
+
+    def topic(self, spec: TopicSpec) -> str:
+        return topic_name(spec, self.settings().topic_prefix)
+
+    def consumer_config(self, group_id: str, **extra: Any) -> dict[str, Any]:
+        return kafka_admin.client_config(
+            self.settings(),
+            **{
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                **extra,
+            },
+        )

@@ -1,0 +1,59 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from stock_assets.lib import db
+from stock_assets.lib.settings import ApiKeys, ConfigError, DbSettings, KafkaSettings
+
+
+def _write_config(folder: Path, **files: dict) -> None:
+    for name, content in files.items():
+        (folder / f"{name}.json").write_text(json.dumps(content))
+
+
+def test_missing_config_file_names_the_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("STOCK_CONFIG_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"db_settings\.json not found"):
+        DbSettings.load()
+
+
+def test_wrong_type_names_the_setting_and_env_var(tmp_path: Path, monkeypatch) -> None:
+    _write_config(tmp_path, db_settings={"port": "not-a-port", "password": "x"})
+    monkeypatch.setenv("STOCK_CONFIG_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"db_settings\.port \(env STOCK_DB_PORT\)"):
+        DbSettings.load()
+
+
+def test_missing_secret_is_named(tmp_path: Path, monkeypatch) -> None:
+    _write_config(tmp_path, db_settings={"host": "127.0.0.1"})
+    monkeypatch.setenv("STOCK_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("STOCK_DB_PASSWORD", raising=False)
+    with pytest.raises(ConfigError, match=r"db_settings\.password"):
+        DbSettings.load()
+
+
+def test_invalid_json_is_reported(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "kafka_settings.json").write_text("{not json")
+    monkeypatch.setenv("STOCK_CONFIG_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        KafkaSettings.load()
+
+
+def test_env_overrides_file_and_secrets_stay_hidden(monkeypatch) -> None:
+    monkeypatch.setenv("STOCK_DB_PORT", "6543")
+    monkeypatch.setenv("STOCK_DB_PASSWORD", "s3cret-value")
+    monkeypatch.setenv("STOCK_API_KEY_POLYGON", "pk-123456")
+    settings = DbSettings.load()
+    keys = ApiKeys.load()
+    assert settings.port == 6543
+    assert settings.password.get_secret_value() == "s3cret-value"
+    assert "s3cret-value" not in repr(settings) + str(settings) + settings.describe()
+    assert keys.polygon is not None and "pk-123456" not in repr(keys)
+
+
+def test_unreachable_database_names_the_settings(base_db_settings: DbSettings) -> None:
+    unreachable = DbSettings.load(port=1, connect_timeout_s=2)
+    with pytest.raises(ConfigError, match=r"127\.0\.0\.1:1/.*db_settings\.host/port") as info:
+        db.connect(unreachable)
+    assert base_db_settings.password.get_secret_value() not in str(info.value)
