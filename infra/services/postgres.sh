@@ -14,12 +14,12 @@ TSDB_STAGE=$TSDB_CACHE/stage   # `make install DESTDIR=` tree; .complete marks a
 pg_port() { cfg db_settings port STOCK_DB_PORT; }
 
 # Serialise install/start across concurrent `services.sh up` runs (they would share one build tree and
-# data dir); the lock is released by pg_unlock or when the process exits.
-pg_lock() { exec {PG_LOCK_FD}>>"$STATE_DIR/postgres.lock"; flock -w 900 "$PG_LOCK_FD" || die "timed out on $STATE_DIR/postgres.lock"; }
-pg_unlock() { exec {PG_LOCK_FD}>&-; }
+# data dir). Lock on fd 8, which as_pg closes: an inherited copy in the postmaster would hold it forever.
+pg_lock() { exec 8>>"$STATE_DIR/postgres.lock"; flock -w 900 8 || die "timed out on $STATE_DIR/postgres.lock"; }
+pg_unlock() { exec 8>&-; }
 
 # Run as the postgres OS user (PostgreSQL refuses root); cd / so it never lacks access to the cwd.
-as_pg() { (cd / && runuser -u postgres -- "$@"); }
+as_pg() { (cd / && runuser -u postgres -- "$@") 8>&-; }
 
 # Admin psql over our private socket, peer-authenticated as the postgres superuser.
 pg_admin_psql() { as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$(pg_port)" "$@"; }
@@ -98,7 +98,7 @@ pg_make_path_traversable() {
 postgres_start() {
   local port user pw db
   port=$(pg_port); user=$(cfg db_settings user STOCK_DB_USER)
-  pw=$(cfg db_settings password STOCK_DB_PASSWORD); db=$(cfg db_settings dbname STOCK_DB_NAME)
+  pw=$(cfg db_settings password STOCK_DB_PASSWORD); db=$(cfg db_settings dbname STOCK_DB_DBNAME)
 
   pg_lock
   pg_make_path_traversable
@@ -175,8 +175,8 @@ postgres_healthy() {
 
 postgres_where() {
   local ts
-  ts=$(pg_admin_psql -At -d "$(cfg db_settings dbname STOCK_DB_NAME)" -c \
+  ts=$(pg_admin_psql -At -d "$(cfg db_settings dbname STOCK_DB_DBNAME)" -c \
     "SELECT extversion || ' ' || current_setting('timescaledb.license') FROM pg_extension WHERE extname = 'timescaledb'" \
     2>/dev/null || true)
-  echo "postgresql://$(cfg db_settings user STOCK_DB_USER)@127.0.0.1:$(pg_port)/$(cfg db_settings dbname STOCK_DB_NAME) (TimescaleDB ${ts:-?})"
+  echo "postgresql://$(cfg db_settings user STOCK_DB_USER)@127.0.0.1:$(pg_port)/$(cfg db_settings dbname STOCK_DB_DBNAME) (TimescaleDB ${ts:-?})"
 }

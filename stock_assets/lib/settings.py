@@ -157,3 +157,17 @@ class SparkSettings(JsonBackedSettings):
     worker_memory: str = "3g"
     kafka_connector: str = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0"
     jdbc_driver: str = "org.postgresql:postgresql:42.7.14"
+
+
+class SearchSettings(JsonBackedSettings):
+    """The search engine speaking the Elasticsearch REST API (also read by infra/services/search.sh)."""
+
+    json_name: ClassVar[str] = "search_settings"
+    model_config = SettingsConfigDict(env_prefix="STOCK_SEARCH_", env_file=ENV_FILE, extra="ignore")
+
+    url: str = "http://127.0.0.1:19200"
+    port: int = Field(19200, ge=1, le=65535)  # where services.sh binds the local engine
+    index_prefix: str = Field("stocks", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    request_timeout_s: float = Field(10.0, gt=0)
+    username: str | None = None
+    password: SecretStr | None = None
