@@ -4,7 +4,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from stock_assets.lib import kafka_admin
 from stock_assets.lib.settings import KafkaSettings
-from stock_assets.lib.topics import ALL_TOPICS, TICKS, topic_name
+from stock_assets.lib.topics import ALL_TOPICS, DAY_MS, TopicSpec, topic_name
 
 
 def test_topics_exist_with_their_partition_counts(kafka_settings: KafkaSettings) -> None:
@@ -18,7 +18,10 @@ def test_topics_exist_with_their_partition_counts(kafka_settings: KafkaSettings)
 
 
 def test_produce_consume_round_trip_with_group_commit(kafka_settings: KafkaSettings) -> None:
-    topic = topic_name(TICKS, kafka_settings.topic_prefix)
+    # A private topic: other tests write to the session's ticks topic.
+    spec = TopicSpec(f"roundtrip-{uuid.uuid4().hex[:6]}", 3, DAY_MS, "round-trip test")
+    kafka_admin.ensure_topics(kafka_settings, (spec,))
+    topic = topic_name(spec, kafka_settings.topic_prefix)
     producer = Producer(
         kafka_admin.client_config(kafka_settings, acks="all", **{"enable.idempotence": True})
     )
@@ -44,7 +47,7 @@ def test_produce_consume_round_trip_with_group_commit(kafka_settings: KafkaSetti
             if len(received) == len(sent):
                 break
         consumer.commit(asynchronous=False)
-        partitions = [TopicPartition(topic, p) for p in range(TICKS.partitions)]
+        partitions = [TopicPartition(topic, p) for p in range(spec.partitions)]
         committed = consumer.committed(partitions, timeout=10)
     finally:
         consumer.close()
