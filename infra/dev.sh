@@ -10,8 +10,10 @@ DAGSTER_PORT=${DAGSTER_PORT:-3000}
 export DAGSTER_HOME=$STATE_DIR/dagster
 
 # name|command — the apps `make dev` runs, in start order.
+REPLAY_SPEED=${STOCK_REPLAY_SPEED:-3600}
 APPS=(
   "dagster|$ROOT_DIR/.venv/bin/dagster dev -w $ROOT_DIR/workspace.yaml -h 127.0.0.1 -p $DAGSTER_PORT"
+  "producer|$PY -m stock_assets.cli produce --source replay --dataset daily --speed $REPLAY_SPEED --checkpoint $STATE_DIR/replay.ckpt"
 )
 
 stop_apps() {
@@ -44,6 +46,8 @@ cat <<MSG
 
   The platform is running (logs in $LOG_DIR):
     Dagster UI        http://127.0.0.1:$DAGSTER_PORT
+    Producer          replaying real daily bars (bokeh-sampledata) as ticks at ${REPLAY_SPEED}x
+                      into Kafka topic market.ticks (resumes from $STATE_DIR/replay.ckpt)
 $(./infra/services.sh status | sed 's/^/    /')
 
   Ctrl-C stops the apps; \`make services-down\` stops the services too.
