@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import dagster as dg
 
-from stock_assets.defs import analytics, ingest, market
+from stock_assets.defs import analytics, ingest, market, search, trading
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
+from stock_assets.defs.search.resources import SearchResource
 from stock_assets.defs.warehouse import jobs as warehouse_jobs
 
 RESOURCES = {
     "warehouse": WarehouseResource(),
     "kafka": KafkaResource(),
+    "search": SearchResource(),
 }
 
 defs = dg.Definitions.merge(
     ingest.defs,
     market.defs,
     analytics.defs,
+    search.defs,
+    trading.defs,
     warehouse_jobs.defs,
     dg.Definitions(resources=RESOURCES),
 )

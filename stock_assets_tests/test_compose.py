@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 import yaml
 
-from stock_assets.lib.settings import REPO_ROOT, ApiKeys, DbSettings, KafkaSettings
+from stock_assets.lib.settings import (
+    REPO_ROOT,
+    ApiKeys,
+    DbSettings,
+    KafkaSettings,
+    SearchSettings,
+)
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -16,6 +22,7 @@ SETTINGS_BY_PREFIX = {
     "STOCK_DB_": DbSettings,
     "STOCK_KAFKA_": KafkaSettings,
     "STOCK_API_KEY_": ApiKeys,
+    "STOCK_SEARCH_": SearchSettings,
 }
 
 
@@ -74,6 +81,7 @@ def test_published_ports_agree_with_config() -> None:
     assert (
         f"127.0.0.1:{kafka_port}" in SERVICES["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     )
+    assert f"{SearchSettings.load().port}:9200" in SERVICES["elasticsearch"]["ports"]
 
 
 def test_images_are_pinned() -> None:

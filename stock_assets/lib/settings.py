@@ -160,7 +160,7 @@ class SparkSettings(JsonBackedSettings):
 
 
 class SearchSettings(JsonBackedSettings):
-    """The search engine speaking the Elasticsearch REST API (also read by infra/services/search.sh)."""
+    """The Elasticsearch-API search engine (services.sh reads `port` to start the local one)."""
 
     json_name: ClassVar[str] = "search_settings"
     model_config = SettingsConfigDict(env_prefix="STOCK_SEARCH_", env_file=ENV_FILE, extra="ignore")

@@ -1,0 +1,174 @@
+"""Market domain: splits, cleaned 1-minute bars and daily aggregates, partitioned by NY day."""
+
+from datetime import timedelta
+
+import dagster as dg
+import polars as pl
+import psycopg
+
+from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.resources import WarehouseResource
+from stock_assets.lib import aggregates, calendar, cleaning, frames, universe
+from stock_assets.lib import splits as splits_lib
+
+SPLITS = dg.AssetKey(["market", "splits"])
+BARS_1M = dg.AssetKey(["market", "bars_1m"])
+BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
+RAW_TICKS = dg.AssetKey(["market", "raw_ticks"])
+
+# the end-of-day schedule runs at 17:30 New York; by 18:30 the day's aggregates are < 1 h old
+END_OF_DAY_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="30 18 * * 1-5", lower_bound_delta=timedelta(hours=1), timezone=calendar.TIMEZONE
+)
+
+# bars_daily reads a few days before its window for each symbol's previous close
+RETURN_LOOKBACK = timedelta(days=10)
+
+BAR_SCHEMA = {
+    "symbol": pl.String,
+    "ts": pl.Datetime("us", "UTC"),
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "volume": pl.Float64,
+    "vwap": pl.Float64,
+    "trade_count": pl.Int32,
+}
+
+
+def read_splits(conn: psycopg.Connection) -> pl.DataFrame:
+    return frames.read_frame(
+        conn, "SELECT symbol, ex_date, ratio FROM market.splits", (), splits_lib.SPLITS_SCHEMA
+    )
+
+
+@dg.asset(
+    key=SPLITS,
+    group_name="market",
+    kinds={"python", "timescaledb"},
+    automation_condition=dg.AutomationCondition.on_missing(),
+)
+def splits(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Stock splits derived from the reference history's adjusted/unadjusted close ratio."""
+    found = splits_lib.reference_splits()
+    with warehouse.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO market.splits (symbol, ex_date, ratio, source) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (symbol, ex_date) DO UPDATE"
+            " SET ratio = EXCLUDED.ratio, source = EXCLUDED.source, updated_at = now()",
+            [(s.symbol, s.ex_date, s.ratio, splits_lib.REFERENCE_SOURCE) for s in found],
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(found),
+            "splits": [f"{s.symbol} {s.ratio:g}:1 on {s.ex_date}" for s in found],
+        }
+    )
+
+
+@dg.asset(
+    key=BARS_1M,
+    deps=[RAW_TICKS, SPLITS],
+    partitions_def=session_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="market",
+    kinds={"polars", "timescaledb"},
+)
+def bars_1m(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Cleaned, split-adjusted 1-minute bars of the configured symbols inside NYSE sessions."""
+    w = window(context)
+    symbols = universe.load_symbols()
+    with warehouse.connection() as conn:
+        ticks = frames.read_frame(
+            conn,
+            "SELECT ts, symbol, price, size, source, seq, kafka_partition, kafka_offset"
+            " FROM market.raw_ticks WHERE ts >= %s AND ts < %s",
+            (w.start, w.end),
+            cleaning.TICK_SCHEMA,
+        )
+        split_table = read_splits(conn)
+        sessions = calendar.sessions(w.first_date, w.last_date)
+        result = cleaning.clean_ticks(ticks, sessions, split_table, symbols=symbols)
+        bars = result.bars
+        with conn.transaction():
+            frames.lock_table(conn, "market.bars_1m")
+            conn.execute("DELETE FROM market.bars_1m WHERE ts >= %s AND ts < %s", (w.start, w.end))
+            frames.copy_frame(conn, "market.bars_1m", bars.select(cleaning.BAR_COLUMNS))
+    counts = result.counts
+    context.log.info(f"bars_1m {w.label()}: {counts}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": bars.height,
+            "window": w.label(),
+            "sessions": sessions.height,
+            "half_days": int(sessions["half_day"].sum()),
+            "ticks_in": counts["input"],
+            "ticks_accepted": counts["accepted"],
+            "rejected_total": result.rejected,
+            **{
+                f"rejected_{k}": counts[k]
+                for k in (
+                    "duplicates",
+                    "unknown_symbol",
+                    "non_positive",
+                    "outside_session",
+                    "bad_jump",
+                )
+            },
+            "out_of_order": counts["out_of_order"],
+            "symbols": sorted(bars["symbol"].unique().to_list()),
+            "first_bar": str(bars["ts"].min()) if bars.height else "",
+            "last_bar": str(bars["ts"].max()) if bars.height else "",
+        }
+    )
+
+
+@dg.asset(
+    key=BARS_DAILY,
+    deps=[BARS_1M],
+    partitions_def=session_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="market",
+    kinds={"polars", "timescaledb"},
+    freshness_policy=END_OF_DAY_FRESHNESS,
+)
+def bars_daily(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Daily session aggregates: OHLCV, VWAP, 1-day return, realized volatility, trade count."""
+    w = window(context)
+    with warehouse.connection() as conn:
+        bars = frames.read_frame(
+            conn,
+            "SELECT symbol, ts, open, high, low, close, volume, vwap, trade_count"
+            " FROM market.bars_1m WHERE ts >= %s AND ts < %s",
+            (w.start - RETURN_LOOKBACK, w.end),
+            BAR_SCHEMA,
+        )
+        bars = bars.with_columns(
+            pl.col("ts").dt.convert_time_zone(calendar.TIMEZONE).dt.date().alias("session_date")
+        )
+        daily = aggregates.daily_bars(bars).filter(
+            pl.col("session_date").is_between(w.first_date, w.last_date)
+        )
+        with conn.transaction():
+            frames.lock_table(conn, "market.bars_daily")
+            conn.execute(
+                "DELETE FROM market.bars_daily WHERE session_date BETWEEN %s AND %s",
+                (w.first_date, w.last_date),
+            )
+            frames.copy_frame(conn, "market.bars_daily", daily)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": daily.height,
+            "window": w.label(),
+            "symbols": sorted(daily["symbol"].unique().to_list()),
+            "sessions": daily["session_date"].n_unique(),
+            "first_session": str(daily["session_date"].min()) if daily.height else "",
+            "last_session": str(daily["session_date"].max()) if daily.height else "",
+            "trades": int(daily["trade_count"].sum()) if daily.height else 0,
+        }
+    )

@@ -1,0 +1,104 @@
+"""Catch-up: (re)index every partition whose warehouse upstream is newer than its index.
+
+A partition needs indexing when its upstream (signals, bars_daily) was materialized after the
+index asset last was — which covers new days, recomputed days, and days whose index run failed
+while the engine was down. The sensor first pings the engine: while it is unreachable the sensor
+skips (naming the URL) instead of launching runs bound to fail; once it answers, the stale days
+are indexed as one ranged run per contiguous span (the assets' single-run backfill policy).
+"""
+
+from datetime import date, timedelta
+
+import dagster as dg
+
+from stock_assets.defs.search.assets import (
+    BARS_DAILY,
+    DAILY_BARS_INDEX,
+    SIGNALS,
+    SIGNALS_INDEX,
+    daily_bars_index,
+    signals_index,
+)
+from stock_assets.defs.search.resources import SearchResource
+from stock_assets.lib.search.client import SearchUnavailable
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+CATCH_UP_TAG = "search/catch_up"
+MAX_SPANS_PER_TICK = 20
+INDEXED_FROM = {SIGNALS_INDEX: SIGNALS, DAILY_BARS_INDEX: BARS_DAILY}
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+search_index_job = dg.define_asset_job(
+    "search_index",
+    selection=dg.AssetSelection.assets(signals_index, daily_bars_index),
+    description="Sync search indices with the warehouse for a range of NY days.",
+    tags={"domain": "search"},
+)
+
+
+def stale_partitions(instance: dg.DagsterInstance, index: dg.AssetKey) -> list[date]:
+    """Days whose upstream materialization is newer than the index's (or the index has none)."""
+    event = dg.DagsterEventType.ASSET_MATERIALIZATION
+    upstream = instance.get_latest_storage_id_by_partition(INDEXED_FROM[index], event)
+    indexed = instance.get_latest_storage_id_by_partition(index, event)
+    return sorted(
+        date.fromisoformat(p)
+        for p, storage_id in upstream.items()
+        if storage_id > indexed.get(p, -1)
+    )
+
+
+def contiguous_spans(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days grouped into inclusive runs of consecutive days."""
+    spans: list[tuple[date, date]] = []
+    for day in days:
+        if spans and day == spans[-1][1] + timedelta(days=1):
+            spans[-1] = (spans[-1][0], day)
+        else:
+            spans.append((day, day))
+    return spans
+
+
+def span_request(index: dg.AssetKey, start: date, end: date) -> dg.RunRequest:
+    tags = {CATCH_UP_TAG: index.to_user_string()}
+    if start == end:
+        return dg.RunRequest(asset_selection=[index], partition_key=start.isoformat(), tags=tags)
+    return dg.RunRequest(
+        asset_selection=[index],
+        tags={**tags, RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+    )
+
+
+@dg.sensor(
+    job=search_index_job,
+    minimum_interval_seconds=120,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Indexes the days whose warehouse data is newer than the search index.",
+)
+def search_catch_up(
+    context: dg.SensorEvaluationContext, search: SearchResource
+) -> dg.SensorResult | dg.SkipReason:
+    active = context.instance.get_runs(
+        dg.RunsFilter(job_name=search_index_job.name, statuses=ACTIVE), limit=1
+    )
+    if active:
+        return dg.SkipReason(f"search_index run {active[0].run_id} is still in progress")
+    stale = {key: stale_partitions(context.instance, key) for key in INDEXED_FROM}
+    if not any(stale.values()):
+        return dg.SkipReason("every search index is as new as its warehouse upstream")
+    try:
+        search.client(retries=0).cluster.health()
+    except SearchUnavailable as exc:
+        return dg.SkipReason(f"engine unavailable, will retry: {exc}")
+    requests = [
+        span_request(key, start, end)
+        for key, days in stale.items()
+        for start, end in contiguous_spans(days)
+    ][:MAX_SPANS_PER_TICK]
+    return dg.SensorResult(run_requests=requests)

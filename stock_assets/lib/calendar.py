@@ -1,0 +1,79 @@
+"""NYSE (XNYS) sessions from exchange-calendars: session dates, open/close instants, half-days.
+
+Timestamps are polars `Datetime("us", "UTC")`; session dates are exchange-local dates.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+import exchange_calendars as xc
+import polars as pl
+
+EXCHANGE = "XNYS"
+TIMEZONE = "America/New_York"
+# exchange-calendars builds a calendar for the last 20 years by default; the bundled history
+# (bokeh_sampledata) starts in 2000, so the calendar has to be asked for an explicit start.
+CALENDAR_START = date(1999, 1, 4)
+REGULAR_SESSION_MINUTES = 390
+
+SESSION_SCHEMA: dict[str, Any] = {
+    "session_date": pl.Date,
+    "open": pl.Datetime("us", "UTC"),
+    "close": pl.Datetime("us", "UTC"),
+    "minutes": pl.Int64,
+    "half_day": pl.Boolean,
+}
+
+
+@lru_cache(maxsize=1)
+def nyse() -> xc.ExchangeCalendar:
+    return xc.get_calendar(EXCHANGE, start=CALENDAR_START.isoformat())
+
+
+def sessions(start: date, end: date) -> pl.DataFrame:
+    """Sessions with start <= session_date <= end, one row each (empty if none)."""
+    cal = nyse()
+    first = max(start, cal.first_session.date())
+    last = min(end, cal.last_session.date())
+    if first > last:
+        return pl.DataFrame(schema=SESSION_SCHEMA)
+    schedule = cal.schedule.loc[first.isoformat() : last.isoformat()]
+    if schedule.empty:
+        return pl.DataFrame(schema=SESSION_SCHEMA)
+    frame = pl.DataFrame(
+        {
+            "session_date": [d.date() for d in schedule.index],
+            "open": [t.to_pydatetime() for t in schedule["open"]],
+            "close": [t.to_pydatetime() for t in schedule["close"]],
+        }
+    ).with_columns(
+        pl.col("open").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+        pl.col("close").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+    )
+    minutes = ((pl.col("close") - pl.col("open")).dt.total_minutes()).cast(pl.Int64)
+    return frame.with_columns(
+        minutes.alias("minutes"), (minutes < REGULAR_SESSION_MINUTES).alias("half_day")
+    ).select(list(SESSION_SCHEMA))
+
+
+def is_session(day: date) -> bool:
+    return sessions(day, day).height == 1
+
+
+def session_minutes(session_frame: pl.DataFrame) -> pl.DataFrame:
+    """Every 1-minute bar start in the given sessions: (session_date, ts), open <= ts < close."""
+    if session_frame.is_empty():
+        return pl.DataFrame(schema={"session_date": pl.Date, "ts": pl.Datetime("us", "UTC")})
+    return (
+        session_frame.select(
+            "session_date",
+            pl.datetime_ranges(
+                pl.col("open"), pl.col("close") - pl.duration(minutes=1), interval="1m"
+            ).alias("ts"),
+        )
+        .explode("ts")
+        .with_columns(pl.col("ts").dt.cast_time_unit("us"))
+    )

@@ -1,0 +1,306 @@
+"""Warehouse rows → search documents: bulk, deterministic ids, one window of days at a time.
+
+`sync_window` makes the index hold exactly the warehouse rows of a date window: it indexes every
+row (id = sha1 of the natural key, index = the month of the row's date, so a second run
+overwrites instead of duplicating) and deletes the documents of the window that the warehouse no
+longer has. Running it again for the same window is therefore always safe, which is what makes a
+later run catch up after the engine was down.
+
+Forward return (signals): the close `FORWARD_SESSIONS` sessions after the signal's session, from
+market.bars_daily, at index time: forward_return = forward_close / close - 1 where close is the
+signal session's close (the bar the signal fired on); signal_return is the same move in the
+signal's direction (negated for sell). Both stay null until that later session is in the
+warehouse; `SIGNAL_REFRESH` makes each run re-index the recent days before its window so their
+forward returns fill in as new closes arrive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+from elasticsearch import Elasticsearch, helpers
+from psycopg.rows import dict_row
+
+from stock_assets.lib.search.templates import ALERTS, BARS_DAILY, SIGNALS, Dataset
+
+FORWARD_SESSIONS = 5
+# Days before a signals window that each run re-indexes: FORWARD_SESSIONS sessions after a
+# signal are at most ~9 calendar days later (holidays), so the day that completes a signal's
+# forward return always refreshes it.
+SIGNAL_REFRESH = timedelta(days=14)
+# How far past a window bars are read to find the forward close.
+FORWARD_LOOKAHEAD = timedelta(days=31)
+BULK_CHUNK = 500
+MAX_ERRORS_KEPT = 5
+
+DocReader = Callable[[psycopg.Connection, date, date], list[dict[str, Any]]]
+
+SIGNAL_DOCS_SQL = """
+WITH closes AS (
+    SELECT symbol, session_date, close,
+           lead(session_date, %(n)s) OVER w AS forward_date,
+           lead(close, %(n)s) OVER w AS forward_close
+    FROM market.bars_daily
+    WHERE session_date BETWEEN %(first)s AND %(last_bar)s
+    WINDOW w AS (PARTITION BY symbol ORDER BY session_date)
+)
+SELECT s.symbol, s.session_date, s.strategy, s.side, s.strength, s.price, s.reason,
+       c.close, c.forward_date, c.forward_close
+FROM analytics.signals s
+LEFT JOIN closes c USING (symbol, session_date)
+WHERE s.session_date BETWEEN %(first)s AND %(last)s
+ORDER BY s.session_date, s.symbol, s.strategy
+"""
+
+BAR_DOCS_SQL = """
+SELECT symbol, session_date, open, high, low, close, volume, vwap, return_1d, realized_vol,
+       trade_count
+FROM market.bars_daily
+WHERE session_date BETWEEN %(first)s AND %(last)s
+ORDER BY session_date, symbol
+"""
+
+
+def doc_id(*natural_key: object) -> str:
+    """sha1 of the natural key's parts, joined by a separator no part contains."""
+    return hashlib.sha1("\x1f".join(str(p) for p in natural_key).encode()).hexdigest()
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _fetch(conn: psycopg.Connection, query: str, params: Mapping[str, Any]) -> list[dict]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query.encode(), params)
+        return cur.fetchall()
+
+
+def read_signal_docs(conn: psycopg.Connection, first: date, last: date) -> list[dict[str, Any]]:
+    """Signals of [first, last] with their forward return; each dict carries `_id`."""
+    rows = _fetch(
+        conn,
+        SIGNAL_DOCS_SQL,
+        {"n": FORWARD_SESSIONS, "first": first, "last": last, "last_bar": last + FORWARD_LOOKAHEAD},
+    )
+    docs = []
+    for row in rows:
+        close, forward_close = row["close"], row["forward_close"]
+        forward = forward_close / close - 1 if close and forward_close is not None else None
+        direction = 1.0 if row["side"] == "buy" else -1.0
+        docs.append(
+            {
+                **row,
+                "_id": doc_id(row["symbol"], row["session_date"], row["strategy"]),
+                "forward_sessions": FORWARD_SESSIONS,
+                "forward_return": forward,
+                "signal_return": None if forward is None else direction * forward,
+            }
+        )
+    return docs
+
+
+def read_bar_docs(conn: psycopg.Connection, first: date, last: date) -> list[dict[str, Any]]:
+    """Daily bars of [first, last]; each dict carries `_id`."""
+    rows = _fetch(conn, BAR_DOCS_SQL, {"first": first, "last": last})
+    return [{**r, "_id": doc_id(r["symbol"], r["session_date"])} for r in rows]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert raised for a symbol (the trading bot and the streaming job produce these)."""
+
+    symbol: str
+    ts: datetime
+    kind: str
+    severity: str
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+
+    def doc(self) -> dict[str, Any]:
+        return {
+            "_id": doc_id(self.symbol, self.ts.astimezone(UTC).isoformat(), self.kind),
+            "symbol": self.symbol,
+            "ts": self.ts,
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": self.message,
+            "value": self.value,
+            "threshold": self.threshold,
+        }
+
+
+@dataclass
+class IndexReport:
+    """What one sync did; `failed` > 0 means some documents were rejected (see `errors`)."""
+
+    dataset: str
+    first_date: date
+    last_date: date
+    rows_read: int = 0
+    indexed: int = 0
+    deleted: int = 0
+    failed: int = 0
+    indices: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: IndexReport) -> None:
+        self.rows_read += other.rows_read
+        self.indexed += other.indexed
+        self.deleted += other.deleted
+        self.failed += other.failed
+        self.indices |= other.indices
+        self.errors.extend(other.errors[: MAX_ERRORS_KEPT - len(self.errors)])
+
+
+def month_spans(first: date, last: date) -> Iterator[tuple[date, date]]:
+    """[first, last] cut at month boundaries: each span lies in one monthly index."""
+    start = first
+    while start <= last:
+        next_month = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+        end = min(last, next_month - timedelta(days=1))
+        yield start, end
+        start = end + timedelta(days=1)
+
+
+def _existing_ids(
+    client: Elasticsearch, dataset: Dataset, index: str, first: date, last: date
+) -> set[str]:
+    if not client.indices.exists(index=index):
+        return set()
+    client.indices.refresh(index=index)  # a previous run's unrefreshed writes must be seen
+    query = {"range": {dataset.date_field: {"gte": first.isoformat(), "lte": last.isoformat()}}}
+    return {
+        hit["_id"]
+        for hit in helpers.scan(client, index=index, query={"query": query, "_source": False})
+    }
+
+
+def _index_action(index: str, doc: Mapping[str, Any], indexed_at: str) -> dict[str, Any]:
+    source = {k: _clean(v) for k, v in doc.items() if k != "_id"}
+    return {"_index": index, "_id": doc["_id"], "_source": {**source, "indexed_at": indexed_at}}
+
+
+def _bulk(client: Elasticsearch, actions: Iterable[dict[str, Any]], report: IndexReport) -> None:
+    for ok, item in helpers.streaming_bulk(
+        client,
+        actions,
+        chunk_size=BULK_CHUNK,
+        raise_on_error=False,
+        max_retries=3,  # per-document 429 rejections, with the helper's own backoff
+        initial_backoff=1,
+    ):
+        op, result = next(iter(item.items()))
+        if ok:
+            if op == "delete":
+                report.deleted += 1
+            else:
+                report.indexed += 1
+        elif op == "delete" and result.get("status") == 404:
+            report.deleted += 1  # already gone
+        else:
+            report.failed += 1
+            if len(report.errors) < MAX_ERRORS_KEPT:
+                report.errors.append(f"{op} {result.get('_id')}: {result.get('error')}")
+
+
+def index_docs(
+    client: Elasticsearch, dataset: Dataset, prefix: str, docs: Iterable[Mapping[str, Any]]
+) -> IndexReport:
+    """Index documents (each with `_id`) into their monthly indices; no deletions."""
+    now = datetime.now(UTC).isoformat()
+    docs = list(docs)
+    dates = [_day(d[dataset.date_field]) for d in docs]
+    report = IndexReport(dataset.name, min(dates, default=date.min), max(dates, default=date.min))
+    actions = []
+    for doc, day in zip(docs, dates, strict=True):
+        index = dataset.index_for(prefix, day)
+        report.indices.add(index)
+        actions.append(_index_action(index, doc, now))
+    report.rows_read = len(actions)
+    _bulk(client, actions, report)
+    for index in sorted(report.indices):
+        client.indices.refresh(index=index)
+    return report
+
+
+def _day(value: date | datetime | str) -> date:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(value[:10])
+
+
+def sync_window(
+    client: Elasticsearch,
+    conn: psycopg.Connection,
+    dataset: Dataset,
+    prefix: str,
+    first: date,
+    last: date,
+    reader: DocReader,
+) -> IndexReport:
+    """Make the index hold exactly the warehouse rows of [first, last], month by month."""
+    total = IndexReport(dataset.name, first, last)
+    now = datetime.now(UTC).isoformat()
+    for start, end in month_spans(first, last):
+        index = dataset.index_for(prefix, start)
+        docs = reader(conn, start, end)
+        report = IndexReport(dataset.name, start, end, rows_read=len(docs))
+        stale = _existing_ids(client, dataset, index, start, end) - {d["_id"] for d in docs}
+        if docs or stale:
+            report.indices.add(index)
+        actions = [_index_action(index, doc, now) for doc in docs]
+        actions.extend({"_op_type": "delete", "_index": index, "_id": i} for i in sorted(stale))
+        _bulk(client, actions, report)
+        if report.indices:
+            client.indices.refresh(index=index)
+        total.add(report)
+    return total
+
+
+def sync_signals(
+    client: Elasticsearch, conn: psycopg.Connection, prefix: str, first: date, last: date
+) -> IndexReport:
+    """Signals of [first - SIGNAL_REFRESH, last] (the refresh fills in forward returns)."""
+    return sync_window(
+        client, conn, SIGNALS, prefix, first - SIGNAL_REFRESH, last, read_signal_docs
+    )
+
+
+def sync_daily_bars(
+    client: Elasticsearch, conn: psycopg.Connection, prefix: str, first: date, last: date
+) -> IndexReport:
+    """Daily aggregates of [first, last]."""
+    return sync_window(client, conn, BARS_DAILY, prefix, first, last, read_bar_docs)
+
+
+def index_alerts(client: Elasticsearch, prefix: str, alerts: Iterable[Alert]) -> IndexReport:
+    """Index alerts (id = symbol, instant, kind: re-sending an alert overwrites it)."""
+    return index_docs(client, ALERTS, prefix, (a.doc() for a in alerts))
+
+
+def count(client: Elasticsearch, dataset: Dataset, prefix: str, first: date, last: date) -> int:
+    """Documents of the dataset dated within [first, last]."""
+    query = {"range": {dataset.date_field: {"gte": first.isoformat(), "lte": last.isoformat()}}}
+    result = client.count(
+        index=dataset.pattern(prefix),
+        body={"query": query},
+        allow_no_indices=True,
+        ignore_unavailable=True,
+    )
+    return int(result["count"])

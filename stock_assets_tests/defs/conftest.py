@@ -1,0 +1,76 @@
+"""Fixtures for asset tests: a private migrated database and private Kafka topics per module.
+
+raw_ticks carries no topic column, so two modules loading the same replayed data into one
+database would collide on (kafka_partition, kafka_offset, ts); each module gets its own.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+
+from stock_assets.defs.resources import KafkaResource, WarehouseResource
+from stock_assets.lib import db, kafka_admin, marketdata, migrations
+from stock_assets.lib.settings import DbSettings, KafkaSettings
+from stock_assets.lib.topics import TICKS, topic_name
+from stock_assets_tests.conftest import SESSION_ID, create_database, drop_database
+
+
+@pytest.fixture(scope="module")
+def module_db(base_db_settings: DbSettings) -> Iterator[DbSettings]:
+    name = f"stocks_test_{SESSION_ID}_{uuid.uuid4().hex[:6]}"
+    settings = create_database(base_db_settings, name)
+    with db.connect(settings) as conn:
+        migrations.apply(conn)
+    yield settings
+    for attempt in range(5):  # TimescaleDB's background worker may hold a connection briefly
+        try:
+            drop_database(base_db_settings, name)
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            time.sleep(1 + attempt)
+
+
+@pytest.fixture(scope="module")
+def module_kafka() -> KafkaSettings:
+    settings = KafkaSettings.load(topic_prefix=f"test-{SESSION_ID}-{uuid.uuid4().hex[:6]}.")
+    kafka_admin.ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def resources(module_db: DbSettings, module_kafka: KafkaSettings) -> dict[str, object]:
+    return {
+        "warehouse": WarehouseResource(dbname=module_db.dbname),
+        "kafka": KafkaResource(topic_prefix=module_kafka.topic_prefix),
+    }
+
+
+def produce(
+    settings: KafkaSettings,
+    records: Iterable[marketdata.Tick],
+    raw: Iterable[tuple[bytes, bytes]] = (),
+) -> int:
+    """Produce ticks (and raw (key, payload) pairs) to the ticks topic; returns records sent."""
+    producer = Producer(
+        kafka_admin.client_config(
+            settings, **{"acks": "all", "enable.idempotence": True, "linger.ms": 20}
+        )
+    )
+    topic = topic_name(TICKS, settings.topic_prefix)
+    n = 0
+    for record in records:
+        producer.produce(topic, key=marketdata.key(record), value=marketdata.encode(record))
+        n += 1
+        if n % 10_000 == 0:
+            producer.poll(0)
+    for key, payload in raw:
+        producer.produce(topic, key=key, value=payload)
+        n += 1
+    assert producer.flush(30) == 0
+    return n

@@ -1,0 +1,82 @@
+"""The code location loads and lists the expected assets, checks, jobs, sensors and schedules.
+
+Other domains (search, trading, ...) register their own definitions too: these tests pin the
+market-data graph (ingest, market, analytics) and check it is all there.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from stock_assets.definitions import defs
+
+
+def test_assets_and_groups() -> None:
+    graph = defs.resolve_asset_graph()
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert (
+        groups.items()
+        >= {
+            "market/raw_ticks": "ingest",
+            "market/splits": "market",
+            "market/bars_1m": "market",
+            "market/bars_daily": "market",
+            "analytics/indicators": "analytics",
+            "analytics/signals": "analytics",
+        }.items()
+    )
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description and "\n" not in node.description.strip()
+        assert node.kinds
+
+
+def test_lineage() -> None:
+    graph = defs.resolve_asset_graph()
+
+    def parents(key: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(key.split("/"))).parent_keys}
+
+    assert parents("market/bars_1m") == {"market/raw_ticks", "market/splits"}
+    assert parents("market/bars_daily") == {"market/bars_1m"}
+    assert parents("analytics/indicators") == {"market/bars_daily"}
+    assert parents("analytics/signals") == {"analytics/indicators"}
+
+
+def test_checks() -> None:
+    checks = {
+        (key.asset_key.to_user_string(), key.name)
+        for key in defs.resolve_asset_graph().asset_check_keys
+    }
+    assert checks >= {
+        ("market/raw_ticks", "ledger_matches_rows"),
+        ("market/bars_1m", "bars_1m_unique_symbol_ts"),
+        ("market/bars_1m", "bars_1m_ohlc_consistent"),
+        ("market/bars_1m", "bars_1m_no_missing_minutes"),
+        ("market/bars_daily", "bars_daily_consistent"),
+        ("analytics/indicators", "indicators_in_range"),
+        ("analytics/signals", "signals_reference_bars"),
+    }
+
+
+def test_jobs_sensors_schedules() -> None:
+    jobs = {job.name for job in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
+    assert jobs >= {"ingest_raw_ticks", "market_sessions", "warehouse_maintenance"}
+    assert {s.name for s in defs.sensors or []} >= {"kafka_ticks_sensor", "sessions_after_ingest"}
+    schedules = {s.name: s for s in defs.schedules or []}
+    assert set(schedules) >= {"market_end_of_day", "warehouse_maintenance_schedule"}
+    eod = schedules["market_end_of_day"]
+    assert isinstance(eod, dg.ScheduleDefinition)
+    assert eod.cron_schedule == "30 17 * * 1-5"
+    assert eod.execution_timezone == "America/New_York"
+
+
+def test_partitions_and_backfill_policy() -> None:
+    graph = defs.resolve_asset_graph()
+    for key in ("market/bars_1m", "market/bars_daily", "analytics/indicators", "analytics/signals"):
+        node = graph.get(dg.AssetKey(key.split("/")))
+        pdef = node.partitions_def
+        assert isinstance(pdef, dg.DailyPartitionsDefinition)
+        assert pdef.timezone == "America/New_York"
+        assert pdef.get_first_partition_key() == "2000-03-01"
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
