@@ -29,7 +29,7 @@ def base_db_settings() -> DbSettings:
 def create_database(base: DbSettings, name: str) -> DbSettings:
     statement = sql.SQL("CREATE DATABASE {} TEMPLATE template1").format(sql.Identifier(name))
     with db.connect(base, autocommit=True) as conn:
-        for attempt in range(60):
+        for _ in range(60):
             try:
                 conn.execute(statement)
                 break
