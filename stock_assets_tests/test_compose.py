@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from dash_app.settings import DashSettings
 from stock_assets.lib.settings import (
     REPO_ROOT,
     ApiKeys,
@@ -23,6 +24,7 @@ SETTINGS_BY_PREFIX = {
     "STOCK_KAFKA_": KafkaSettings,
     "STOCK_API_KEY_": ApiKeys,
     "STOCK_SEARCH_": SearchSettings,
+    "STOCK_DASH_": DashSettings,
 }
 
 

@@ -1,0 +1,578 @@
+"""Data access for the dashboard: TimescaleDB through a psycopg 3 pool, Kafka watermarks and the
+Dagster GraphQL API. Bound parameters only; identifiers come from fixed whitelists.
+
+Bars are bucketed by the *server*: `pick_bucket` chooses the smallest bucket that keeps the visible
+range under `max_candles` calendar buckets, and `time_bucket` aggregates in SQL, so a year of
+1-minute bars arrives as ~1k two-hour candles, never as 100k raw rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import polars as pl
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool
+
+from stock_assets.lib.settings import DbSettings, KafkaSettings
+
+STATEMENT_TIMEOUT_MS = 15_000
+READ_ONLY_OPTIONS = (
+    f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c default_transaction_read_only=on"
+)
+BUCKETS: tuple[timedelta, ...] = tuple(
+    timedelta(minutes=m)
+    for m in (1, 2, 5, 10, 15, 30, 60, 120, 240, 24 * 60, 7 * 24 * 60, 30 * 24 * 60)
+)
+# Intraday buckets start at the session open (09:30 exchange time), so every candle of a 2-hour
+# bucket lies inside the session; daily/weekly buckets start at exchange-local midnight/Monday.
+SESSION_ORIGIN = "2000-01-03 09:30:00"
+BAR_TABLES = {"bars_1m": "market.bars_1m", "live_bars_1m": "market.live_bars_1m"}
+BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "vwap", "bars")
+BAR_SCHEMA = {
+    "ts": pl.Datetime("us", "UTC"),
+    **{c: pl.Float64 for c in ("open", "high", "low", "close", "volume", "vwap")},
+    "bars": pl.Int64,
+}
+INDICATOR_COLUMNS = (
+    "sma_20",
+    "sma_50",
+    "ema_12",
+    "ema_26",
+    "rsi_14",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "bb_upper",
+    "bb_middle",
+    "bb_lower",
+)
+SIGNAL_SCHEMA = {
+    "session_date": pl.Date,
+    "strategy": pl.String,
+    "side": pl.String,
+    "strength": pl.Float64,
+    "price": pl.Float64,
+    "reason": pl.String,
+}
+# (label, table, time column): what "freshness" means per asset, newest first in the UI.
+FRESHNESS_TABLES: tuple[tuple[str, str, str], ...] = (
+    ("market/raw_ticks", "market.raw_ticks", "ts"),
+    ("market/live_bars_1m", "market.live_bars_1m", "ts"),
+    ("market/bars_1m", "market.bars_1m", "ts"),
+    ("market/bars_daily", "market.bars_daily", "session_date"),
+    ("analytics/indicators", "analytics.indicators", "session_date"),
+    ("analytics/signals", "analytics.signals", "session_date"),
+    ("trading/orders", "trading.orders", "created_at"),
+    ("trading/equity", "trading.equity", "ts"),
+    ("ingest/kafka_offsets", "ingest.kafka_offsets", "loaded_at"),
+)
+
+
+def pick_bucket(start: datetime, end: datetime, max_candles: int) -> timedelta:
+    """The smallest bucket in BUCKETS that splits [start, end) into at most `max_candles`."""
+    span = max(end - start, timedelta(minutes=1))
+    for bucket in BUCKETS:
+        if math.ceil(span / bucket) <= max_candles:
+            return bucket
+    return BUCKETS[-1]
+
+
+def bucket_label(bucket: timedelta) -> str:
+    minutes = int(bucket.total_seconds() // 60)
+    for unit, size in (("month", 30 * 1440), ("week", 7 * 1440), ("day", 1440), ("h", 60)):
+        if minutes >= size and minutes % size == 0:
+            n = minutes // size
+            return f"{n} {unit}" + ("s" if n > 1 and unit != "h" else "")
+    return f"{minutes} min"
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Bars of one symbol over [start, end), bucketed by `bucket` (1 minute = raw rows)."""
+
+    symbol: str
+    start: datetime
+    end: datetime
+    bucket: timedelta
+    frame: pl.DataFrame  # BAR_COLUMNS; ts = bucket start, UTC
+
+    @property
+    def label(self) -> str:
+        return bucket_label(self.bucket)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    asset: str
+    table: str
+    latest: datetime | None
+    lag_s: float | None
+    exists: bool = True
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    high: int  # end offset (next offset to be written)
+    position: int | None  # ledger end offset or committed offset
+    consumer: str  # "ledger" or the consumer group
+    error: str | None = None  # this partition's watermark could not be read (e.g. no leader yet)
+
+    @property
+    def lag(self) -> int | None:
+        if self.position is None or self.error:
+            return None
+        return max(self.high - self.position, 0)
+
+
+@dataclass(frozen=True)
+class KafkaStatus:
+    reachable: bool
+    error: str | None = None
+    partitions: list[PartitionLag] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SensorRun:
+    location: str
+    name: str
+    status: str  # RUNNING / STOPPED
+    last_tick_status: str | None
+    last_tick_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    asset: str
+    check: str
+    status: str | None  # SUCCEEDED / FAILED / ... ; None = never executed
+    executed_at: datetime | None
+    severity: str | None
+    description: str | None
+
+
+@dataclass(frozen=True)
+class DagsterStatus:
+    reachable: bool
+    error: str | None = None
+    sensors: list[SensorRun] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _frame(rows: Sequence[Sequence[Any]], schema: dict[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=schema, orient="row")
+
+
+class Warehouse:
+    """Read-only queries against the warehouse through a small connection pool."""
+
+    def __init__(
+        self, settings: DbSettings, *, exchange_tz: str = "America/New_York", open_pool: bool = True
+    ) -> None:
+        self.settings = settings
+        self.exchange_tz = exchange_tz
+        conninfo = make_conninfo(
+            settings.conninfo(),
+            application_name="stock-dashboard",
+            options=READ_ONLY_OPTIONS,
+        )
+        self.pool = ConnectionPool(
+            conninfo,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            kwargs={"autocommit": True},
+            open=open_pool,
+            name="dashboard",
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self.pool.connection(timeout=10) as conn:
+            yield conn
+
+    def _rows(
+        self, query: sql.Composable | str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list:
+        with self.connection() as conn:
+            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+    # --- market -----------------------------------------------------------------------------
+
+    def symbols(self) -> list[str]:
+        """Distinct symbols of market.bars_1m by a skip scan over the (symbol, ts) index."""
+        rows = self._rows(
+            "WITH RECURSIVE s(symbol) AS ("
+            "  (SELECT symbol FROM market.bars_1m ORDER BY symbol LIMIT 1)"
+            "  UNION ALL"
+            "  SELECT (SELECT b.symbol FROM market.bars_1m b WHERE b.symbol > s.symbol"
+            "          ORDER BY b.symbol LIMIT 1) FROM s WHERE s.symbol IS NOT NULL"
+            ") SELECT symbol FROM s WHERE symbol IS NOT NULL"
+        )
+        return [r[0] for r in rows]
+
+    def bar_range(self, symbol: str, table: str = "bars_1m") -> tuple[datetime, datetime] | None:
+        """(first, last) bar start of `symbol`, or None without bars."""
+        query = sql.SQL(
+            "SELECT (SELECT ts FROM {t} WHERE symbol = %(s)s ORDER BY ts LIMIT 1),"
+            "       (SELECT ts FROM {t} WHERE symbol = %(s)s ORDER BY ts DESC LIMIT 1)"
+        ).format(t=_table(table))
+        first, last = self._rows(query, {"s": symbol})[0]
+        return None if first is None else (first, last)
+
+    def bars(
+        self,
+        symbol: str,
+        start: datetime,
+        end: datetime,
+        *,
+        max_candles: int = 5000,
+        table: str = "bars_1m",
+    ) -> Bars:
+        """OHLCV of `symbol` in [start, end), bucketed in SQL to at most `max_candles` candles."""
+        start, end = _utc(start), _utc(end)
+        bucket = pick_bucket(start, end, max_candles)
+        query, params = bars_query(symbol, start, end, bucket, table, self.exchange_tz)
+        rows = self._rows(query, params)
+        return Bars(symbol, start, end, bucket, _frame(rows, BAR_SCHEMA))
+
+    def live_bars(self, symbol: str, window: timedelta = timedelta(hours=6)) -> Bars:
+        """The last `window` of live 1-minute bars (Spark streaming) up to the newest one."""
+        rng = self.bar_range(symbol, "live_bars_1m")
+        if rng is None:
+            now = datetime.now(UTC)
+            return Bars(symbol, now - window, now, BUCKETS[0], _frame([], BAR_SCHEMA))
+        end = rng[1] + BUCKETS[0]
+        return self.bars(symbol, end - window, end, table="live_bars_1m")
+
+    def indicators(self, symbol: str, start: date, end: date) -> pl.DataFrame:
+        """analytics.indicators (daily) of `symbol` for sessions in [start, end]."""
+        query = sql.SQL(
+            "SELECT session_date, close, {cols} FROM analytics.indicators"
+            " WHERE symbol = %s AND session_date BETWEEN %s AND %s ORDER BY session_date"
+        ).format(cols=sql.SQL(", ").join(map(sql.Identifier, INDICATOR_COLUMNS)))
+        schema = {"session_date": pl.Date, "close": pl.Float64}
+        schema |= {c: pl.Float64 for c in INDICATOR_COLUMNS}
+        return _frame(self._rows(query, (symbol, start, end)), schema)
+
+    def signals(self, symbol: str, start: date, end: date) -> pl.DataFrame:
+        """analytics.signals of `symbol` for sessions in [start, end], with their reasons."""
+        rows = self._rows(
+            "SELECT session_date, strategy, side, strength, price, reason FROM analytics.signals"
+            " WHERE symbol = %s AND session_date BETWEEN %s AND %s"
+            " ORDER BY session_date, strategy",
+            (symbol, start, end),
+        )
+        return _frame(rows, SIGNAL_SCHEMA)
+
+    # --- portfolio ----------------------------------------------------------------------------
+
+    def accounts(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT account_id FROM trading.accounts ORDER BY 1")]
+
+    def equity(self, account_id: str) -> pl.DataFrame:
+        rows = self._rows(
+            "SELECT ts, cash, positions_value, equity FROM trading.equity"
+            " WHERE account_id = %s ORDER BY ts",
+            (account_id,),
+        )
+        schema = {"ts": pl.Datetime("us", "UTC")} | {
+            c: pl.Float64 for c in ("cash", "positions_value", "equity")
+        }
+        return _frame(rows, schema)
+
+    def positions(self, account_id: str) -> list[dict[str, Any]]:
+        return self._dicts(
+            "SELECT symbol, quantity, avg_price, quantity * avg_price AS cost_basis, updated_at"
+            " FROM trading.positions WHERE account_id = %s AND quantity <> 0 ORDER BY symbol",
+            (account_id,),
+        )
+
+    def orders(self, account_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        return self._dicts(
+            "SELECT o.order_id, o.session_date, o.symbol, o.strategy, o.side, o.quantity, o.status,"
+            "       f.price AS fill_price, f.commission, o.created_at"
+            " FROM trading.orders o LEFT JOIN trading.fills f USING (order_id)"
+            " WHERE o.account_id = %s ORDER BY o.created_at DESC, o.order_id DESC LIMIT %s",
+            (account_id, limit),
+        )
+
+    def backtests(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Rows of trading.backtests (the trading bot's migration), newest first; [] without it."""
+        if not self.table_exists("trading.backtests"):
+            return []
+        with self.connection() as conn:
+            columns = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = 'trading' AND table_name = 'backtests'"
+                    " ORDER BY ordinal_position"
+                ).fetchall()
+            ]
+        order = next(
+            (c for c in ("created_at", "finished_at", "run_at", "ts") if c in columns), None
+        )
+        query = sql.SQL("SELECT * FROM trading.backtests {order} LIMIT %s").format(
+            order=sql.SQL("ORDER BY {} DESC").format(sql.Identifier(order))
+            if order
+            else sql.SQL("")
+        )
+        return self._dicts(query, (limit,))
+
+    def _dicts(self, query: sql.Composable | str, params: Sequence[Any] = ()) -> list[dict]:
+        with self.connection() as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+            return cur.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+    # --- pipeline ----------------------------------------------------------------------------
+
+    def table_exists(self, qualified: str) -> bool:
+        return self._rows("SELECT to_regclass(%s) IS NOT NULL", (qualified,))[0][0]
+
+    def freshness(self) -> list[Freshness]:
+        """Newest row per pipeline table (max of its time column, index-served) and its age."""
+        out = []
+        with self.connection() as conn:
+            for label, table, column in FRESHNESS_TABLES:
+                if not conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]:  # type: ignore[index]
+                    out.append(Freshness(label, table, None, None, exists=False))
+                    continue
+                schema, name = table.split(".")
+                query = sql.SQL(
+                    "SELECT latest, extract(epoch FROM now() - latest::timestamptz)"
+                    " FROM (SELECT max({c}) AS latest FROM {t}) m"
+                ).format(c=sql.Identifier(column), t=sql.Identifier(schema, name))
+                latest, lag = conn.execute(query).fetchone()  # type: ignore[misc]
+                if isinstance(latest, date) and not isinstance(latest, datetime):
+                    latest = datetime.combine(latest, datetime.min.time(), UTC)
+                out.append(Freshness(label, table, latest, None if lag is None else float(lag)))
+        return out
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """The Kafka ingest ledger per (topic, partition): loaded end offset, rows, last load."""
+        return self._dicts(
+            "SELECT topic, partition, max(end_offset) AS loaded_offset, sum(row_count) AS rows,"
+            "       count(*) AS ranges, max(loaded_at) AS last_loaded_at"
+            " FROM ingest.kafka_offsets GROUP BY topic, partition ORDER BY topic, partition"
+        )
+
+
+def _table(name: str) -> sql.Composable:
+    if name not in BAR_TABLES:
+        raise ValueError(f"unknown bar table {name!r}; choose from {', '.join(BAR_TABLES)}")
+    schema, table = BAR_TABLES[name].split(".")
+    return sql.Identifier(schema, table)
+
+
+def bars_query(
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    bucket: timedelta,
+    table: str = "bars_1m",
+    exchange_tz: str = "America/New_York",
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """The SQL (and its parameters) for `Warehouse.bars`; 1-minute buckets read rows as they are."""
+    params: dict[str, Any] = {"symbol": symbol, "start": start, "end": end}
+    where = sql.SQL("WHERE symbol = %(symbol)s AND ts >= %(start)s AND ts < %(end)s")
+    if bucket == BUCKETS[0]:
+        query = sql.SQL(
+            "SELECT ts, open, high, low, close, volume, vwap, 1::bigint AS bars"
+            " FROM {t} {where} ORDER BY ts"
+        ).format(t=_table(table), where=where)
+        return query, params
+    params |= {"bucket": bucket, "tz": exchange_tz}
+    if bucket < timedelta(days=1):
+        params["origin"] = f"{SESSION_ORIGIN} {exchange_tz}"
+        bucket_expr = sql.SQL("time_bucket(%(bucket)s, ts, %(tz)s, %(origin)s::timestamptz)")
+    else:
+        bucket_expr = sql.SQL("time_bucket(%(bucket)s, ts, %(tz)s)")
+    query = sql.SQL(
+        "SELECT {b} AS bucket, first(open, ts), max(high), min(low), last(close, ts),"
+        " sum(volume), sum(vwap * volume) / nullif(sum(volume), 0), count(*)"
+        " FROM {t} {where} GROUP BY bucket ORDER BY bucket"
+    ).format(b=bucket_expr, t=_table(table), where=where)
+    return query, params
+
+
+# --- Kafka ---------------------------------------------------------------------------------------
+
+
+def kafka_status(
+    settings: KafkaSettings,
+    topics: Sequence[str],
+    ledger_offsets: dict[tuple[str, int], int],
+    timeout_s: float,
+) -> KafkaStatus:
+    """End offsets of `topics` vs the ingest ledger and every consumer group's committed offsets.
+
+    Every broker call carries `timeout_s`; an unreachable broker gives `reachable=False`.
+    """
+    from confluent_kafka import Consumer as KafkaConsumer
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    timeout_ms = int(timeout_s * 1000)
+    base: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"{settings.client_id}.dashboard",
+        "socket.timeout.ms": timeout_ms,
+        "socket.connection.setup.timeout.ms": timeout_ms,
+    }
+    consumer = KafkaConsumer({**base, "group.id": f"{settings.client_id}.dashboard-probe"})
+    partitions: list[PartitionLag] = []
+    highs: dict[tuple[str, int], int] = {}
+    try:
+        metadata = consumer.list_topics(timeout=timeout_s)
+        for topic in topics:
+            described = metadata.topics.get(topic)
+            if described is None or described.error is not None:
+                continue
+            for p in sorted(described.partitions):
+                loaded = ledger_offsets.get((topic, p), 0)
+                try:
+                    _, high = consumer.get_watermark_offsets(
+                        TopicPartition(topic, p), timeout=timeout_s, cached=False
+                    )
+                except KafkaException as exc:  # one partition without a leader is not an outage
+                    partitions.append(PartitionLag(topic, p, -1, loaded, "ledger", str(exc)))
+                    continue
+                highs[(topic, p)] = high
+                partitions.append(PartitionLag(topic, p, high, loaded, "ledger"))
+        admin = AdminClient(base)
+        listed = admin.list_consumer_groups(request_timeout=timeout_s).result(timeout=timeout_s)
+        groups = sorted(g.group_id for g in listed.valid)
+        for group in groups:
+            request = [ConsumerGroupTopicPartitions(group)]
+            futures = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)
+            result = futures[group].result(timeout=timeout_s)
+            partitions.extend(
+                PartitionLag(
+                    tp.topic, tp.partition, highs[(tp.topic, tp.partition)], tp.offset, group
+                )
+                for tp in result.topic_partitions
+                if (tp.topic, tp.partition) in highs and tp.offset >= 0
+            )
+    except (KafkaException, TimeoutError, RuntimeError) as exc:
+        return KafkaStatus(False, f"Kafka unreachable at {settings.bootstrap_servers}: {exc}")
+    finally:
+        consumer.close()
+    return KafkaStatus(True, None, partitions)
+
+
+# --- Dagster -------------------------------------------------------------------------------------
+
+DAGSTER_QUERY = """
+query DashboardPipelineStatus {
+  repositoriesOrError {
+    __typename
+    ... on RepositoryConnection {
+      nodes {
+        name
+        location { name }
+        sensors {
+          name
+          sensorState {
+            status
+            ticks(limit: 1) { status timestamp error { message } skipReason }
+          }
+        }
+        assetNodes {
+          assetKey { path }
+          assetChecksOrError {
+            __typename
+            ... on AssetChecks {
+              checks {
+                name
+                executionForLatestMaterialization {
+                  status
+                  timestamp
+                  evaluation { severity description }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def parse_dagster_status(payload: dict[str, Any]) -> DagsterStatus:
+    """DagsterStatus from a GraphQL response of DAGSTER_QUERY (pure; tested without a server)."""
+    if payload.get("errors"):
+        return DagsterStatus(True, "; ".join(e.get("message", "?") for e in payload["errors"]))
+    repos = payload.get("data", {}).get("repositoriesOrError", {})
+    if repos.get("__typename") != "RepositoryConnection":
+        return DagsterStatus(True, repos.get("message", "Dagster returned no repositories"))
+    sensors, checks = [], []
+    for repo in repos["nodes"]:
+        location = repo["location"]["name"]
+        for sensor in repo["sensors"]:
+            state = sensor["sensorState"]
+            tick = state["ticks"][0] if state["ticks"] else None
+            error = tick and (tick.get("error") or {}).get("message")
+            sensors.append(
+                SensorRun(
+                    location,
+                    sensor["name"],
+                    state["status"],
+                    tick and tick["status"],
+                    _ts(tick and tick["timestamp"]),
+                    error or (tick and tick.get("skipReason")),
+                )
+            )
+        for node in repo["assetNodes"]:
+            found = node["assetChecksOrError"]
+            if found.get("__typename") != "AssetChecks":
+                continue
+            for check in found["checks"]:
+                run = check["executionForLatestMaterialization"] or {}
+                evaluation = run.get("evaluation") or {}
+                checks.append(
+                    CheckResult(
+                        "/".join(node["assetKey"]["path"]),
+                        check["name"],
+                        run.get("status"),
+                        _ts(run.get("timestamp")),
+                        evaluation.get("severity"),
+                        evaluation.get("description"),
+                    )
+                )
+    sensors.sort(key=lambda s: (s.location, s.name))
+    checks.sort(key=lambda c: (c.asset, c.check))
+    return DagsterStatus(True, None, sensors, checks)
+
+
+def dagster_status(url: str, timeout_s: float) -> DagsterStatus:
+    """Sensors' last ticks and asset checks' latest results; unreachable → reachable=False."""
+    try:
+        response = httpx.post(url, json={"query": DAGSTER_QUERY}, timeout=timeout_s)
+        response.raise_for_status()
+        return parse_dagster_status(response.json())
+    except (httpx.HTTPError, ValueError) as exc:
+        return DagsterStatus(False, f"Dagster unreachable at {url}: {exc}")

@@ -1,0 +1,245 @@
+"""Data access against the real TimescaleDB: server-side bucketing, parameters, index use."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from dash_app import data
+from dash_app.data import Warehouse, bars_query, parse_dagster_status, pick_bucket
+from dash_app.ranges import day_bounds
+from stock_assets.lib import db
+from stock_assets.lib.settings import DbSettings, KafkaSettings
+from stock_assets_tests.dash_app.conftest import ACCOUNT, REPLAY_SYMBOL, YEAR, YEAR_SYMBOL
+
+TZ = "America/New_York"
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("span", "expected"),
+    [
+        (timedelta(hours=6), timedelta(minutes=1)),
+        (timedelta(days=1), timedelta(minutes=1)),
+        (timedelta(days=7), timedelta(minutes=5)),
+        (timedelta(days=31), timedelta(minutes=10)),
+        (timedelta(days=366), timedelta(hours=2)),
+        (timedelta(days=3650), timedelta(days=1)),
+    ],
+)
+def test_pick_bucket_keeps_the_range_under_the_cap(span: timedelta, expected: timedelta) -> None:
+    bucket = pick_bucket(T0, T0 + span, 5000)
+    assert bucket == expected
+    assert span / bucket <= 5000
+
+
+def test_a_year_is_bucketed_in_sql_and_loses_nothing(
+    warehouse: Warehouse, dash_db: DbSettings
+) -> None:
+    lo, hi = day_bounds(*YEAR, TZ)
+    bars = warehouse.bars(YEAR_SYMBOL, lo, hi, max_candles=5000)
+    with db.connect(dash_db) as conn:
+        raw_n, raw_volume, first_open, last_close = conn.execute(
+            "SELECT count(*), sum(volume), first(open, ts), last(close, ts) FROM market.bars_1m"
+            " WHERE symbol = %s",
+            (YEAR_SYMBOL,),
+        ).fetchone()  # type: ignore[misc]
+    frame = bars.frame
+    assert raw_n > 95_000
+    assert bars.bucket == timedelta(hours=2)
+    assert 900 < frame.height <= 5000
+    assert frame["bars"].sum() == raw_n
+    assert frame["volume"].sum() == pytest.approx(raw_volume)
+    assert frame["open"][0] == pytest.approx(first_open)
+    assert frame["close"][-1] == pytest.approx(last_close)
+    assert (frame["high"] >= frame["low"]).all()
+    # intraday buckets start at the 09:30 session open, so none straddles the open
+    local = frame["ts"].dt.convert_time_zone(TZ)
+    assert set(local.dt.strftime("%H:%M").unique()) <= {"09:30", "11:30", "13:30", "15:30"}
+
+
+def test_one_day_is_raw_minute_bars(warehouse: Warehouse) -> None:
+    lo, hi = day_bounds(date(2024, 12, 18), date(2024, 12, 18), TZ)
+    bars = warehouse.bars(YEAR_SYMBOL, lo, hi)
+    assert bars.bucket == timedelta(minutes=1)
+    assert bars.frame.height == 390
+    assert bars.frame["ts"].is_sorted()
+
+
+def test_parameters_are_bound_never_interpolated(warehouse: Warehouse) -> None:
+    hostile = "AAPL' OR '1'='1'; DROP TABLE market.bars_1m; --"
+    lo, hi = day_bounds(*YEAR, TZ)
+    assert warehouse.bars(hostile, lo, hi).frame.is_empty()
+    assert warehouse.signals(hostile, date(2000, 1, 1), date(2100, 1, 1)).is_empty()
+    assert warehouse.table_exists("market.bars_1m")
+    query, params = bars_query(hostile, lo, hi, timedelta(hours=2))
+    assert hostile not in json.dumps(str(query))
+    assert params["symbol"] == hostile
+    with pytest.raises(ValueError, match="unknown bar table"):
+        bars_query("X", lo, hi, timedelta(hours=2), table="market.bars_1m; --")
+
+
+def _plan(dash_db: DbSettings, query: object, params: dict) -> str:
+    with db.connect(dash_db) as conn:
+        rendered = query.as_string(conn)  # type: ignore[attr-defined]
+        rows = conn.execute("EXPLAIN " + rendered, params).fetchall()
+    return "\n".join(r[0] for r in rows)
+
+
+@pytest.mark.parametrize(
+    "span", [(date(2024, 12, 18), date(2024, 12, 18)), (date(2024, 11, 1), date(2024, 11, 30))]
+)
+def test_bar_queries_use_the_symbol_ts_index_and_chunk_exclusion(
+    dash_db: DbSettings, span: tuple[date, date]
+) -> None:
+    lo, hi = day_bounds(*span, TZ)
+    query, params = bars_query(YEAR_SYMBOL, lo, hi, pick_bucket(lo, hi, 5000))
+    plan = _plan(dash_db, query, params)
+    assert "Seq Scan" not in plan, plan
+    # (symbol, ts) primary key or the hypertable's ts index, whichever the planner prefers
+    assert "Index Scan" in plan or "Index Only Scan" in plan, plan
+    # a day or a month touches one to six of the year's ~53 weekly chunks
+    assert plan.count(" on _hyper_") <= 6, plan
+
+
+def test_symbols_range_and_live_bars(warehouse: Warehouse) -> None:
+    assert warehouse.symbols() == sorted(warehouse.symbols())
+    assert {REPLAY_SYMBOL, YEAR_SYMBOL} <= set(warehouse.symbols())
+    first, last = warehouse.bar_range(REPLAY_SYMBOL)  # type: ignore[misc]
+    assert first < last
+    live = warehouse.live_bars(REPLAY_SYMBOL, timedelta(hours=2))
+    assert live.bucket == timedelta(minutes=1)
+    assert 0 < live.frame.height <= 120
+    assert warehouse.bar_range("NOPE") is None
+
+
+def test_signals_carry_reasons(warehouse: Warehouse) -> None:
+    signals = warehouse.signals(REPLAY_SYMBOL, date(2026, 7, 1), date(2026, 8, 31))
+    assert signals["side"].to_list() == ["buy", "sell"]
+    assert "RSI(14)" in signals["reason"][0]
+
+
+def test_portfolio_queries(warehouse: Warehouse) -> None:
+    assert warehouse.accounts() == [ACCOUNT]
+    equity = warehouse.equity(ACCOUNT)
+    assert equity.height == 8 and equity["ts"].is_sorted()
+    assert warehouse.positions(ACCOUNT)[0]["symbol"] == REPLAY_SYMBOL
+    orders = warehouse.orders(ACCOUNT)
+    assert orders[0]["fill_price"] == pytest.approx(301.5)
+    assert isinstance(warehouse.backtests(), list)
+
+
+def test_freshness_and_ledger(warehouse: Warehouse) -> None:
+    rows = {r.asset: r for r in warehouse.freshness()}
+    bars = rows["market/bars_1m"]
+    assert bars.latest is not None and bars.lag_s is not None and bars.lag_s > 0
+    assert rows["market/raw_ticks"].latest is None  # empty table: no data, not an error
+    ledger = warehouse.ledger()
+    assert ledger[0]["topic"] == "market.ticks" and ledger[0]["loaded_offset"] == 500
+
+
+def test_kafka_status_against_the_real_broker(kafka_settings: KafkaSettings) -> None:
+    from stock_assets.lib.topics import TICKS, topic_name
+
+    topic = topic_name(TICKS, kafka_settings.topic_prefix)
+    deadline = time.monotonic() + 30
+    while True:  # the session's topics are new: their partitions may still be electing leaders
+        status = data.kafka_status(kafka_settings, [topic], {(topic, 0): 0}, timeout_s=5)
+        assert status.reachable, status.error
+        if all(p.error is None for p in status.partitions) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    ledger = [p for p in status.partitions if p.consumer == "ledger"]
+    assert {p.partition for p in ledger} == set(range(TICKS.partitions))
+    assert all(p.lag is not None and p.lag >= 0 for p in ledger)
+
+
+def test_kafka_status_unreachable_is_a_state_not_an_exception() -> None:
+    settings = KafkaSettings.load(bootstrap_servers="127.0.0.1:1")
+    status = data.kafka_status(settings, ["market.ticks"], {}, timeout_s=1)
+    assert not status.reachable
+    assert "Kafka unreachable" in (status.error or "")
+
+
+def test_dagster_unreachable_is_a_state_not_an_exception() -> None:
+    from stock_assets_tests.dash_app.harness import free_port
+
+    status = data.dagster_status(f"http://127.0.0.1:{free_port()}/graphql", 1.0)
+    assert not status.reachable
+    assert "Dagster unreachable" in (status.error or "")
+
+
+def test_dagster_query_is_valid_for_the_installed_dagster_schema() -> None:
+    from dagster_graphql.schema import create_schema
+    from graphql import parse, validate
+
+    schema = create_schema()
+    errors = validate(schema.graphql_schema, parse(data.DAGSTER_QUERY))
+    assert errors == []
+
+
+def test_parse_dagster_status() -> None:
+    payload = {
+        "data": {
+            "repositoriesOrError": {
+                "__typename": "RepositoryConnection",
+                "nodes": [
+                    {
+                        "name": "__repository__",
+                        "location": {"name": "stock_assets"},
+                        "sensors": [
+                            {
+                                "name": "kafka_ticks_sensor",
+                                "sensorState": {
+                                    "status": "RUNNING",
+                                    "ticks": [
+                                        {
+                                            "status": "SKIPPED",
+                                            "timestamp": 1_790_000_000.0,
+                                            "error": None,
+                                            "skipReason": "no new offsets",
+                                        }
+                                    ],
+                                },
+                            }
+                        ],
+                        "assetNodes": [
+                            {
+                                "assetKey": {"path": ["market", "bars_1m"]},
+                                "assetChecksOrError": {
+                                    "__typename": "AssetChecks",
+                                    "checks": [
+                                        {
+                                            "name": "ohlc_consistent",
+                                            "executionForLatestMaterialization": {
+                                                "status": "FAILED",
+                                                "timestamp": 1_790_000_100.0,
+                                                "evaluation": {
+                                                    "severity": "ERROR",
+                                                    "description": "3 bars with high < low",
+                                                },
+                                            },
+                                        }
+                                    ],
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        }
+    }
+    status = parse_dagster_status(payload)
+    assert status.reachable and status.error is None
+    assert status.sensors[0].last_tick_status == "SKIPPED"
+    assert status.sensors[0].error == "no new offsets"
+    check = status.checks[0]
+    assert (check.asset, check.check, check.status) == (
+        "market/bars_1m",
+        "ohlc_consistent",
+        "FAILED",
+    )
+    assert parse_dagster_status({"errors": [{"message": "boom"}]}).error == "boom"

@@ -1,0 +1,161 @@
+"""Figure builders and range helpers: pure functions, no browser, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+import pytest
+
+from dash_app import figures
+from dash_app.data import (
+    BAR_SCHEMA,
+    Bars,
+    DagsterStatus,
+    Freshness,
+    KafkaStatus,
+    PartitionLag,
+    bucket_label,
+)
+from dash_app.ranges import day_bounds, parse_query, quick_range, zoom_range
+
+TZ = "America/New_York"
+
+
+def make_bars(n: int, bucket: timedelta, start: datetime | None = None) -> Bars:
+    start = start or datetime(2024, 3, 4, 14, 30, tzinfo=UTC)  # Monday 09:30 New York
+    rng = np.random.default_rng(1)
+    close = 100 + np.cumsum(rng.normal(0, 0.2, n))
+    open_ = np.concatenate([[100.0], close[:-1]])[:n]
+    frame = pl.DataFrame(
+        {
+            "ts": [start + i * bucket for i in range(n)],
+            "open": open_,
+            "high": np.maximum(open_, close) + 0.1,
+            "low": np.minimum(open_, close) - 0.1,
+            "close": close,
+            "volume": rng.uniform(1e3, 1e4, n),
+            "vwap": close,
+            "bars": np.ones(n, dtype=np.int64),
+        },
+        schema=BAR_SCHEMA,  # type: ignore[arg-type]
+    )
+    return Bars("TEST", start, start + n * bucket, bucket, frame)
+
+
+def names(fig: go.Figure) -> list[str]:
+    return [t.name for t in fig.data]
+
+
+def test_market_figure_has_price_volume_rsi_macd_panes_and_overlays() -> None:
+    signals = pl.DataFrame(
+        {
+            "session_date": [date(2024, 3, 4)],
+            "strategy": ["rsi_reversal"],
+            "side": ["buy"],
+            "strength": [0.7],
+            "price": [100.0],
+            "reason": ["RSI crossed 30"],
+        }
+    )
+    fig = figures.market_figure(make_bars(300, timedelta(minutes=1)), TZ, signals=signals)
+    assert isinstance(fig.data[0], go.Candlestick)
+    assert {"SMA 20", "SMA 50", "EMA 12", "EMA 26", "BB upper", "BB lower"} <= set(names(fig))
+    assert {"RSI 14", "MACD", "MACD signal", "MACD hist", "Volume", "buy signals"} <= set(
+        names(fig)
+    )
+    assert "sell signals" not in names(fig)
+    buy = next(t for t in fig.data if t.name == "buy signals")
+    assert "RSI crossed 30" in buy.hovertext[0] and "rsi_reversal" in buy.hovertext[0]
+    assert {t.yaxis for t in fig.data} == {"y", "y2", "y3", "y4"}  # four panes
+    assert fig.layout.meta["candles"] == 300 and fig.layout.meta["webgl"] is False
+    # session-only minute candles hide nights and weekends
+    bounds = [rb.bounds for rb in fig.layout.xaxis.rangebreaks]
+    assert ("sat", "mon") in [tuple(b) for b in bounds]
+    assert (16.0, 9.5) in [tuple(b) for b in bounds]
+    # times are shown in exchange time: the first candle at 09:30
+    first = datetime.fromtimestamp(fig.data[0].x[0] / 1000, UTC)
+    assert first.strftime("%Y-%m-%d %H:%M") == "2024-03-04 09:30"
+    assert fig.layout.xaxis.type == "date"
+
+
+def test_many_points_switch_lines_to_webgl_and_drop_rangebreaks() -> None:
+    fig = figures.market_figure(make_bars(figures.GL_THRESHOLD + 1, timedelta(minutes=1)), TZ)
+    lines = [t for t in fig.data if t.name in ("SMA 20", "RSI 14", "MACD")]
+    assert all(isinstance(t, go.Scattergl) for t in lines)
+    assert not fig.layout.xaxis.rangebreaks  # plotly's WebGL traces ignore rangebreaks
+    assert fig.layout.meta["webgl"] is True
+
+
+def test_daily_candles_use_stored_indicators() -> None:
+    bars = make_bars(60, timedelta(days=1), datetime(2024, 3, 4, 5, tzinfo=UTC))
+    days = bars.frame["ts"].dt.convert_time_zone(TZ).dt.date()
+    stored = pl.DataFrame({"session_date": days, "close": bars.frame["close"]}).with_columns(
+        *[pl.lit(50.0).alias(c) for c in ("sma_20", "sma_50", "ema_12", "ema_26", "rsi_14")],
+        *[pl.lit(1.0).alias(c) for c in ("macd", "macd_signal", "macd_hist")],
+        *[
+            pl.lit(v).alias(c)
+            for c, v in (("bb_upper", 110.0), ("bb_middle", 100.0), ("bb_lower", 90.0))
+        ],
+    )
+    fig = figures.market_figure(bars, TZ, stored_indicators=stored)
+    rsi = next(t for t in fig.data if t.name == "RSI 14")
+    assert set(rsi.y) == {50.0}
+    assert "analytics.indicators" in fig.layout.title.text
+
+
+def test_empty_bars_give_a_message_not_an_error() -> None:
+    fig = figures.market_figure(make_bars(0, timedelta(minutes=1)), TZ)
+    assert "No bars" in fig.layout.annotations[0].text
+
+
+def test_pipeline_figures() -> None:
+    now = datetime.now(UTC)
+    fresh = [
+        Freshness("market/bars_1m", "market.bars_1m", now, 90.0),
+        Freshness("x", "x.y", None, None),
+    ]
+    assert len(figures.freshness_figure(fresh).data[0].y) == 1
+    down = figures.kafka_lag_figure(KafkaStatus(False, "Kafka unreachable at x"))
+    assert "unreachable" in down.layout.annotations[0].text
+    up = KafkaStatus(True, None, [PartitionLag("t", 0, 10, 4, "ledger")])
+    assert list(figures.kafka_lag_figure(up).data[0].y) == [6]
+    sensors, checks = figures.dagster_tables(DagsterStatus(False, "Dagster unreachable"))
+    assert sensors == [] and checks == []
+    assert figures.format_age(7200) == "2.0 h"
+
+
+def test_records_make_tables_json_safe() -> None:
+    rows = figures.records(
+        [{"at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), "d": date(2024, 1, 2), "x": 1.23456789}]
+    )
+    assert rows == [{"at": "2024-01-02 03:04:05 UTC", "d": "2024-01-02", "x": 1.2346}]
+
+
+@pytest.mark.parametrize(
+    ("minutes", "label"),
+    [(1, "1 min"), (15, "15 min"), (120, "2 h"), (1440, "1 day"), (10080, "1 week")],
+)
+def test_bucket_label(minutes: int, label: str) -> None:
+    assert bucket_label(timedelta(minutes=minutes)) == label
+
+
+def test_ranges() -> None:
+    assert parse_query("?symbol=AAPL&start=2024-01-02") == {"symbol": "AAPL", "start": "2024-01-02"}
+    lo, hi = day_bounds(date(2024, 7, 1), date(2024, 7, 1), TZ)
+    assert (lo.hour, hi - lo) == (4, timedelta(days=1))  # EDT midnight = 04:00 UTC
+    first = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+    last = datetime(2024, 12, 31, 20, 59, tzinfo=UTC)
+    assert quick_range("1D", first, last, TZ) == (date(2024, 12, 31), date(2024, 12, 31))
+    assert quick_range("All", first, last, TZ) == (date(2024, 1, 2), date(2024, 12, 31))
+    zoom = zoom_range(
+        {"xaxis4.range[0]": "2024-03-04 10:00", "xaxis4.range[1]": "2024-03-04 11:00:30.5"}, TZ
+    )
+    assert zoom == (
+        datetime(2024, 3, 4, 15, tzinfo=UTC),
+        datetime(2024, 3, 4, 16, 0, 30, 500000, tzinfo=UTC),
+    )
+    assert zoom_range({"xaxis.autorange": True}, TZ) is True
+    assert zoom_range({"autosize": True}, TZ) is None
