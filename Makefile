@@ -39,8 +39,8 @@ test: setup services-up  ## the test suite against the real services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: python  ## ruff + mypy
-	.venv/bin/ruff check .
-	.venv/bin/ruff format --check .
+	.venv/bin/ruff check stock_assets stock_assets_tests spark dash_app bench
+	.venv/bin/ruff format --check stock_assets stock_assets_tests spark dash_app bench
 	.venv/bin/mypy stock_assets spark dash_app bench
 
 bench: setup services-up  ## every benchmark under bench/ (results in bench/results/)
