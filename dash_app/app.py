@@ -180,9 +180,24 @@ def _register_market(app: dash.Dash, s: Services) -> None:
             else None
         )
         sigs = s.warehouse.signals(symbol, start_day, end_day)
-        fig = figures.market_figure(bars, tz, stored_indicators=stored, signals=sigs)
+        alerts = s.warehouse.alerts(symbol, start_day, end_day)
+        fig = figures.market_figure(bars, tz, stored_indicators=stored, signals=sigs, alerts=alerts)
         fig.update_layout(uirevision=f"{symbol}|{start_day}|{end_day}")
         return fig, _status(bars), True
+
+    @app.callback(
+        Output("market-alerts", "data"),
+        Output("market-alerts", "columns"),
+        Input("market-symbol", "value"),
+        Input("market-dates", "start_date"),
+        Input("market-dates", "end_date"),
+    )
+    def update_alerts(symbol: str | None, start: str | None, end: str | None) -> tuple[Any, Any]:
+        start_day, end_day = parse_day(start), parse_day(end)
+        if not symbol or start_day is None or end_day is None:
+            return [], []
+        rows = figures.alert_rows(s.warehouse.alerts(symbol, start_day, end_day))
+        return rows, layout.columns(rows)
 
 
 def _status(bars: Any, live: bool = False) -> str:

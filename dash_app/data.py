@@ -22,6 +22,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
+from stock_assets.lib import indicators
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 
 STATEMENT_TIMEOUT_MS = 15_000
@@ -42,19 +43,8 @@ BAR_SCHEMA = {
     **{c: pl.Float64 for c in ("open", "high", "low", "close", "volume", "vwap")},
     "bars": pl.Int64,
 }
-INDICATOR_COLUMNS = (
-    "sma_20",
-    "sma_50",
-    "ema_12",
-    "ema_26",
-    "rsi_14",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "bb_upper",
-    "bb_middle",
-    "bb_lower",
-)
+# The chart's overlays and panes: every stored indicator but ATR and OBV.
+INDICATOR_COLUMNS = tuple(c for c in indicators.INDICATOR_COLUMNS if c not in ("atr_14", "obv"))
 SIGNAL_SCHEMA = {
     "session_date": pl.Date,
     "strategy": pl.String,
@@ -63,6 +53,30 @@ SIGNAL_SCHEMA = {
     "price": pl.Float64,
     "reason": pl.String,
 }
+ALERT_SCHEMA = {
+    "session_date": pl.Date,
+    "symbol": pl.String,
+    "rule": pl.String,
+    "kind": pl.String,
+    "direction": pl.String,
+    "value": pl.Float64,
+    "message": pl.String,
+}
+# trading.backtests (migration 0006): what the portfolio page shows per strategy x symbol
+BACKTEST_COLUMNS = (
+    "strategy",
+    "symbol",
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "trades",
+    "win_rate",
+    "first_session",
+    "last_session",
+    "run_at",
+)
 # (label, table, time column): what "freshness" means per asset, newest first in the UI.
 FRESHNESS_TABLES: tuple[tuple[str, str, str], ...] = (
     ("market/raw_ticks", "market.raw_ticks", "ts"),
@@ -282,6 +296,16 @@ class Warehouse:
         )
         return _frame(rows, SIGNAL_SCHEMA)
 
+    def alerts(self, symbol: str, start: date, end: date, limit: int = 200) -> pl.DataFrame:
+        """analytics.alerts of `symbol` for sessions in [start, end], newest first."""
+        rows = self._rows(
+            "SELECT session_date, symbol, rule, kind, direction, value, message"
+            " FROM analytics.alerts WHERE symbol = %s AND session_date BETWEEN %s AND %s"
+            " ORDER BY session_date DESC, rule LIMIT %s",
+            (symbol, start, end, limit),
+        )
+        return _frame(rows, ALERT_SCHEMA)
+
     # --- portfolio ----------------------------------------------------------------------------
 
     def accounts(self) -> list[str]:
@@ -314,27 +338,12 @@ class Warehouse:
             (account_id, limit),
         )
 
-    def backtests(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Rows of trading.backtests (the trading bot's migration), newest first; [] without it."""
-        if not self.table_exists("trading.backtests"):
-            return []
-        with self.connection() as conn:
-            columns = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT column_name FROM information_schema.columns"
-                    " WHERE table_schema = 'trading' AND table_name = 'backtests'"
-                    " ORDER BY ordinal_position"
-                ).fetchall()
-            ]
-        order = next(
-            (c for c in ("created_at", "finished_at", "run_at", "ts") if c in columns), None
-        )
-        query = sql.SQL("SELECT * FROM trading.backtests {order} LIMIT %s").format(
-            order=sql.SQL("ORDER BY {} DESC").format(sql.Identifier(order))
-            if order
-            else sql.SQL("")
-        )
+    def backtests(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The latest backtest of each strategy x symbol (trading.backtests), sorted by both."""
+        query = sql.SQL(
+            "SELECT DISTINCT ON (strategy, symbol) {cols} FROM trading.backtests"
+            " ORDER BY strategy, symbol, run_at DESC LIMIT %s"
+        ).format(cols=sql.SQL(", ").join(map(sql.Identifier, BACKTEST_COLUMNS)))
         return self._dicts(query, (limit,))
 
     def _dicts(self, query: sql.Composable | str, params: Sequence[Any] = ()) -> list[dict]:

@@ -17,6 +17,7 @@ from stock_assets.lib.indicators import compute_indicators
 GL_THRESHOLD = 2000  # more points than this per line → WebGL (Scattergl) instead of SVG
 SESSION_OPEN, SESSION_CLOSE = time(9, 30), time(16, 0)
 UP, DOWN = "#26a69a", "#ef5350"
+ALERT_COLOR = "#ffb300"
 OVERLAYS = ("sma_20", "sma_50", "ema_12", "ema_26")
 OVERLAY_COLORS = {
     "sma_20": "#1f77b4",
@@ -105,15 +106,40 @@ def signal_x(session_dates: Sequence[date], bucket: timedelta) -> list[datetime]
     return [datetime.combine(d, last) for d in session_dates]
 
 
+def alert_markers(frame: pl.DataFrame, alerts: pl.DataFrame, tz: str) -> pl.DataFrame:
+    """Alerts (session_date, message) with the y of their marker: the last close of the candle
+    holding their session (alerts before the first candle are dropped)."""
+    closes = frame.group_by(
+        pl.col("ts").dt.convert_time_zone(tz).dt.date().alias("session_date"), maintain_order=True
+    ).agg(pl.col("close").last())
+    return (
+        alerts.select("session_date", "message")
+        .sort("session_date")
+        .join_asof(closes.sort("session_date"), on="session_date", strategy="backward")
+        .drop_nulls("close")
+    )
+
+
+def alert_rows(alerts: pl.DataFrame) -> list[dict[str, Any]]:
+    """The alerts table: one row per alert, newest first."""
+    return records(
+        alerts.select(
+            date="session_date", symbol="symbol", rule="rule", message="message"
+        ).to_dicts()
+    )
+
+
 def market_figure(
     bars: Bars,
     tz: str,
     *,
     stored_indicators: pl.DataFrame | None = None,
     signals: pl.DataFrame | None = None,
+    alerts: pl.DataFrame | None = None,
     title: str = "",
 ) -> go.Figure:
-    """Candles + volume, SMA/EMA/Bollinger on the price pane, RSI and MACD panes, signal markers.
+    """Candles + volume, SMA/EMA/Bollinger on the price pane, RSI and MACD panes, signal and
+    alert markers.
 
     Indicators come from analytics.indicators for daily candles when available, else they are
     computed over the displayed candles.
@@ -208,6 +234,21 @@ def market_figure(
                 row=1,
                 col=1,
             )
+    placed = alert_markers(frame, alerts, tz) if alerts is not None else None
+    if placed is not None and not placed.is_empty():
+        fig.add_trace(
+            go.Scatter(
+                x=local_ms(signal_x(placed["session_date"].to_list(), bars.bucket)),
+                y=placed["close"].to_numpy(),
+                mode="markers",
+                name="alerts",
+                marker={"symbol": "star", "size": 14, "color": ALERT_COLOR, "line": {"width": 1}},
+                hovertext=placed["message"].to_list(),
+                hoverinfo="text",
+            ),
+            row=1,
+            col=1,
+        )
     up = (frame["close"] >= frame["open"]).to_numpy()
     fig.add_trace(
         go.Bar(

@@ -125,6 +125,7 @@ def market(
                 ),
                 style=CARD,
             ),
+            html.Div([html.H4("Alerts"), _table("market-alerts")], style=CARD),
             dcc.Store(id="market-zoom"),
             dcc.Interval(id="market-interval", interval=int(live_refresh_s * 1000), disabled=True),
         ]
@@ -209,7 +210,13 @@ def portfolio(accounts: list[str]) -> html.Div:
             html.Div(dcc.Graph(id="portfolio-equity"), style=CARD),
             html.Div([html.H4("Positions"), _table("portfolio-positions")], style=CARD),
             html.Div([html.H4("Orders"), _table("portfolio-orders")], style=CARD),
-            html.Div([html.H4("Backtests"), _table("portfolio-backtests")], style=CARD),
+            html.Div(
+                [
+                    html.H4("Backtests (latest per strategy x symbol)"),
+                    _table("portfolio-backtests"),
+                ],
+                style=CARD,
+            ),
         ]
     )
 

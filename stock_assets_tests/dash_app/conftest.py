@@ -33,6 +33,24 @@ SIGNALS = [
     (OTHER_SYMBOL, date(2026, 8, 3), "sma_cross", "buy", 0.6, 372.0,
      "SMA(20) crossed above SMA(50): golden cross"),
 ]  # fmt: skip
+ALERTS = [
+    ("a1", REPLAY_SYMBOL, date(2026, 8, 3), "daily_move_5pct", "percent_move", "up", 5.4, 5.0,
+     "AAPL rose 5.40% over 1 session(s) to 305.10 on 2026-08-03 (rule daily_move_5pct: +5%)"),
+    ("a2", REPLAY_SYMBOL, date(2026, 8, 5), "aapl_300", "level_cross", "down", 299.5, 300.0,
+     "AAPL crossed below 300.00 at 299.50 on 2026-08-05 (rule aapl_300)"),
+    ("a3", OTHER_SYMBOL, date(2026, 8, 4), "daily_move_5pct", "percent_move", "down", -6.1, 5.0,
+     "MSFT fell 6.10% over 1 session(s) to 350.00 on 2026-08-04 (rule daily_move_5pct: -5%)"),
+]  # fmt: skip
+# (strategy, symbol, params_hash, run_at, metrics in data.BACKTEST_COLUMNS order);
+# sma_crossover/AAPL was re-run with new parameters: the page shows the newer row
+BACKTESTS = [
+    ("sma_crossover", REPLAY_SYMBOL, "old", datetime(2026, 8, 1, tzinfo=UTC),
+     (0.10, 0.02, 0.3, 0.4, 0.25, 7, 0.43)),
+    ("sma_crossover", REPLAY_SYMBOL, "new", datetime(2026, 8, 7, tzinfo=UTC),
+     (1.25, 0.081, 0.62, 0.91, 0.38, 21, 0.52)),
+    ("macd_cross", OTHER_SYMBOL, "p1", datetime(2026, 8, 7, tzinfo=UTC),
+     (-0.05, -0.004, -0.08, -0.1, 0.41, 64, 0.36)),
+]  # fmt: skip
 ACCOUNT = "paper-test"
 
 
@@ -102,6 +120,22 @@ def load_test_data(conn: psycopg.Connection) -> None:
             "INSERT INTO trading.fills (order_id, ts, price, quantity, commission)"
             " VALUES (%s, %s, %s, %s, %s)",
             (order_id, datetime(2026, 7, 31, 13, 30, tzinfo=UTC), 301.5, 100.0, 1.0),
+        )
+        conn.cursor().executemany(
+            "INSERT INTO analytics.alerts (alert_id, symbol, session_date, rule, kind, direction,"
+            " value, threshold, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            ALERTS,
+        )
+        conn.cursor().executemany(
+            "INSERT INTO trading.backtests (strategy, symbol, params_hash, params, first_session,"
+            " last_session, sessions, initial_cash, final_equity, total_return, cagr, sharpe,"
+            " sortino, max_drawdown, max_drawdown_duration, win_rate, trades, exposure, run_at)"
+            " VALUES (%s, %s, %s, '{}', '2000-03-01', '2013-03-01', 3271, 100000, %s, %s, %s, %s,"
+            " %s, %s, 120, %s, %s, 0.6, %s)",
+            [
+                (strategy, symbol, h, 100_000 * (1 + ret), ret, cagr, sh, so, dd, wr, n, run_at)
+                for strategy, symbol, h, run_at, (ret, cagr, sh, so, dd, n, wr) in BACKTESTS
+            ],
         )
         conn.execute(
             "INSERT INTO ingest.kafka_offsets (topic, partition, start_offset, end_offset,"

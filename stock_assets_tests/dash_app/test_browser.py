@@ -68,6 +68,13 @@ def test_market_page_renders_replayed_candles(logged_in: webdriver.Chrome) -> No
         "return d.find(t => t.name === 'buy signals').hovertext[0]"
     )
     assert "RSI(14) crossed up through 30" in hover
+    # the range's alerts: a table under the chart and star markers on it
+    wait(logged_in).until(
+        lambda d: "rule daily_move_5pct: +5%" in d.find_element(By.ID, "market-alerts").text
+    )
+    table = logged_in.find_element(By.ID, "market-alerts").text
+    assert "aapl_300" in table and "2026-08-03" in table and "MSFT" not in table
+    assert "alerts" in names
 
 
 def test_changing_symbol_and_range_updates_the_chart(logged_in: webdriver.Chrome) -> None:
@@ -175,6 +182,8 @@ def test_portfolio_page_shows_equity_positions_and_orders(
         "return document.querySelector('#portfolio-equity .js-plotly-plot').data.length"
     )
     assert traces == 2
+    backtests = logged_in.find_element(By.ID, "portfolio-backtests").text
+    assert "sma_crossover" in backtests and "sharpe" in backtests and "1.25" in backtests
 
 
 def test_pipeline_page_reports_freshness_lag_and_unreachable_dagster(

@@ -13,7 +13,15 @@ from dash_app.data import Warehouse, bars_query, parse_dagster_status, pick_buck
 from dash_app.ranges import day_bounds
 from stock_assets.lib import db
 from stock_assets.lib.settings import DbSettings, KafkaSettings
-from stock_assets_tests.dash_app.conftest import ACCOUNT, REPLAY_SYMBOL, YEAR, YEAR_SYMBOL
+from stock_assets_tests.dash_app.conftest import (
+    ACCOUNT,
+    ALERTS,
+    BACKTESTS,
+    OTHER_SYMBOL,
+    REPLAY_SYMBOL,
+    YEAR,
+    YEAR_SYMBOL,
+)
 
 TZ = "America/New_York"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -74,6 +82,7 @@ def test_parameters_are_bound_never_interpolated(warehouse: Warehouse) -> None:
     lo, hi = day_bounds(*YEAR, TZ)
     assert warehouse.bars(hostile, lo, hi).frame.is_empty()
     assert warehouse.signals(hostile, date(2000, 1, 1), date(2100, 1, 1)).is_empty()
+    assert warehouse.alerts(hostile, date(2000, 1, 1), date(2100, 1, 1)).is_empty()
     assert warehouse.table_exists("market.bars_1m")
     query, params = bars_query(hostile, lo, hi, timedelta(hours=2))
     assert hostile not in json.dumps(str(query))
@@ -129,7 +138,33 @@ def test_portfolio_queries(warehouse: Warehouse) -> None:
     assert warehouse.positions(ACCOUNT)[0]["symbol"] == REPLAY_SYMBOL
     orders = warehouse.orders(ACCOUNT)
     assert orders[0]["fill_price"] == pytest.approx(301.5)
-    assert isinstance(warehouse.backtests(), list)
+
+
+def test_alerts_of_the_symbol_and_range_newest_first(warehouse: Warehouse) -> None:
+    alerts = warehouse.alerts(REPLAY_SYMBOL, date(2026, 7, 29), date(2026, 8, 6))
+    expected = sorted((a for a in ALERTS if a[1] == REPLAY_SYMBOL), key=lambda a: a[2])[::-1]
+    assert alerts.rows() == [(a[2], a[1], a[3], a[4], a[5], a[6], a[8]) for a in expected]
+    assert warehouse.alerts(REPLAY_SYMBOL, date(2026, 8, 4), date(2026, 8, 4)).is_empty()
+    assert warehouse.alerts(OTHER_SYMBOL, date(2026, 8, 4), date(2026, 8, 4))["rule"].to_list() == [
+        "daily_move_5pct"
+    ]
+
+
+def test_backtests_are_the_latest_per_strategy_and_symbol_with_explicit_columns(
+    warehouse: Warehouse,
+) -> None:
+    rows = warehouse.backtests()
+    assert all(tuple(r) == data.BACKTEST_COLUMNS for r in rows)
+    assert [(r["strategy"], r["symbol"]) for r in rows] == [
+        ("macd_cross", OTHER_SYMBOL),
+        ("sma_crossover", REPLAY_SYMBOL),
+    ]
+    latest = {(b[0], b[1]): b for b in BACKTESTS if b[2] != "old"}
+    metrics = data.BACKTEST_COLUMNS[2:9]  # total_return .. win_rate, in the seed's order
+    for row in rows:
+        _, _, _, run_at, values = latest[(row["strategy"], row["symbol"])]
+        assert row["run_at"] == run_at
+        assert [row[c] for c in metrics] == pytest.approx(list(values))
 
 
 def test_freshness_and_ledger(warehouse: Warehouse) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from dash_app import figures
 from dash_app.data import (
+    ALERT_SCHEMA,
     BAR_SCHEMA,
     Bars,
     DagsterStatus,
@@ -79,6 +80,36 @@ def test_market_figure_has_price_volume_rsi_macd_panes_and_overlays() -> None:
     first = datetime.fromtimestamp(fig.data[0].x[0] / 1000, UTC)
     assert first.strftime("%Y-%m-%d %H:%M") == "2024-03-04 09:30"
     assert fig.layout.xaxis.type == "date"
+
+
+def test_alert_markers_sit_on_their_session_close_and_fill_the_table() -> None:
+    bars = make_bars(390 * 2, timedelta(minutes=1))  # 2024-03-04 09:30 → into 03-05/06 (UTC)
+    alerts = pl.DataFrame(
+        {
+            "session_date": [date(2024, 3, 4), date(2024, 2, 1)],  # the second is before the bars
+            "symbol": ["TEST", "TEST"],
+            "rule": ["daily_move_5pct", "old"],
+            "kind": ["percent_move", "percent_move"],
+            "direction": ["up", "up"],
+            "value": [5.5, 6.0],
+            "message": ["TEST rose 5.50%", "long ago"],
+        },
+        schema=ALERT_SCHEMA,
+    )
+    fig = figures.market_figure(bars, TZ, alerts=alerts)
+    marker = next(t for t in fig.data if t.name == "alerts")
+    local = bars.frame["ts"].dt.convert_time_zone(TZ)
+    last_close = bars.frame.filter(local.dt.date() == date(2024, 3, 4))["close"][-1]
+    assert list(marker.hovertext) == ["TEST rose 5.50%"]
+    assert marker.y[0] == pytest.approx(last_close)
+    assert datetime.fromtimestamp(marker.x[0] / 1000, UTC).strftime("%H:%M") == "15:59"
+    assert figures.alert_rows(alerts)[0] == {
+        "date": "2024-03-04",
+        "symbol": "TEST",
+        "rule": "daily_move_5pct",
+        "message": "TEST rose 5.50%",
+    }
+    assert "alerts" not in names(figures.market_figure(bars, TZ, alerts=alerts.clear()))
 
 
 def test_many_points_switch_lines_to_webgl_and_drop_rangebreaks() -> None:

@@ -21,8 +21,10 @@ from stock_assets.lib.search.client import SearchUnavailable
 
 SIGNALS = dg.AssetKey(["analytics", "signals"])
 BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
+ALERTS = dg.AssetKey(["analytics", "alerts"])
 SIGNALS_INDEX = dg.AssetKey(["search", "signals_index"])
 DAILY_BARS_INDEX = dg.AssetKey(["search", "daily_bars_index"])
+ALERTS_INDEX = dg.AssetKey(["search", "alerts_index"])
 MATCHES_WAREHOUSE = "matches_warehouse"
 
 Sync = Callable[[Elasticsearch, psycopg.Connection, str, date, date], indexing.IndexReport]
@@ -113,4 +115,11 @@ daily_bars_index = index_asset(
     templates.BARS_DAILY,
     indexing.sync_daily_bars,
     "Daily session aggregates (OHLCV, VWAP, returns, volatility) in the search engine.",
+)
+alerts_index = index_asset(
+    ALERTS_INDEX,
+    ALERTS,
+    templates.ALERTS,
+    indexing.sync_alerts,
+    "Price-movement alerts (rule, direction, message) searchable by message text.",
 )

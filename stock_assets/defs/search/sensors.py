@@ -1,7 +1,7 @@
 """Catch-up: (re)index every partition whose warehouse upstream is newer than its index.
 
-A partition needs indexing when its upstream (signals, bars_daily) was materialized after the
-index asset last was — which covers new days, recomputed days, and days whose index run failed
+A partition needs indexing when its upstream (signals, bars_daily, alerts) was materialized after
+the index asset last was — which covers new days, recomputed days, and days whose index run failed
 while the engine was down. The sensor first pings the engine: while it is unreachable the sensor
 skips (naming the URL) instead of launching runs bound to fail; once it answers, the stale days
 are indexed as one ranged run per contiguous span (the assets' single-run backfill policy).
@@ -12,10 +12,13 @@ from datetime import date, timedelta
 import dagster as dg
 
 from stock_assets.defs.search.assets import (
+    ALERTS,
+    ALERTS_INDEX,
     BARS_DAILY,
     DAILY_BARS_INDEX,
     SIGNALS,
     SIGNALS_INDEX,
+    alerts_index,
     daily_bars_index,
     signals_index,
 )
@@ -26,7 +29,7 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 CATCH_UP_TAG = "search/catch_up"
 MAX_SPANS_PER_TICK = 20
-INDEXED_FROM = {SIGNALS_INDEX: SIGNALS, DAILY_BARS_INDEX: BARS_DAILY}
+INDEXED_FROM = {SIGNALS_INDEX: SIGNALS, DAILY_BARS_INDEX: BARS_DAILY, ALERTS_INDEX: ALERTS}
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -36,7 +39,7 @@ ACTIVE = [
 
 search_index_job = dg.define_asset_job(
     "search_index",
-    selection=dg.AssetSelection.assets(signals_index, daily_bars_index),
+    selection=dg.AssetSelection.assets(signals_index, daily_bars_index, alerts_index),
     description="Sync search indices with the warehouse for a range of NY days.",
     tags={"domain": "search"},
 )

@@ -20,13 +20,15 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from elasticsearch import Elasticsearch, helpers
 from psycopg.rows import dict_row
 
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.search.templates import ALERTS, BARS_DAILY, SIGNALS, Dataset
 
 FORWARD_SESSIONS = 5
@@ -65,6 +67,18 @@ FROM market.bars_daily
 WHERE session_date BETWEEN %(first)s AND %(last)s
 ORDER BY session_date, symbol
 """
+
+
+ALERT_ROWS_SQL = """
+SELECT alert_id, symbol, session_date, rule, kind, direction, value, threshold, message
+FROM analytics.alerts
+WHERE session_date BETWEEN %(first)s AND %(last)s
+ORDER BY session_date, symbol, rule
+"""
+# analytics.alerts fire on a daily bar: the document's instant is that session's close
+SESSION_CLOSE = time(16)
+# the trading bot's rules carry no severity
+ALERT_SEVERITY = "info"
 
 
 def doc_id(*natural_key: object) -> str:
@@ -120,7 +134,11 @@ def read_bar_docs(conn: psycopg.Connection, first: date, last: date) -> list[dic
 
 @dataclass(frozen=True)
 class Alert:
-    """An alert raised for a symbol (the trading bot and the streaming job produce these)."""
+    """An alert raised for a symbol (the trading bot and the streaming job produce these).
+
+    The id is `alert_id` when the producer has a deterministic one (analytics.alerts does: two
+    rules of one kind can fire for the same symbol and session), else sha1(symbol, instant, kind).
+    """
 
     symbol: str
     ts: datetime
@@ -129,10 +147,14 @@ class Alert:
     message: str
     value: float | None = None
     threshold: float | None = None
+    rule: str | None = None
+    direction: str | None = None
+    alert_id: str | None = None
 
     def doc(self) -> dict[str, Any]:
         return {
-            "_id": doc_id(self.symbol, self.ts.astimezone(UTC).isoformat(), self.kind),
+            "_id": self.alert_id
+            or doc_id(self.symbol, self.ts.astimezone(UTC).isoformat(), self.kind),
             "symbol": self.symbol,
             "ts": self.ts,
             "kind": self.kind,
@@ -140,6 +162,8 @@ class Alert:
             "message": self.message,
             "value": self.value,
             "threshold": self.threshold,
+            "rule": self.rule,
+            "direction": self.direction,
         }
 
 
@@ -245,6 +269,26 @@ def _day(value: date | datetime | str) -> date:
     return date.fromisoformat(value[:10])
 
 
+def read_alert_docs(conn: psycopg.Connection, first: date, last: date) -> list[dict[str, Any]]:
+    """analytics.alerts of [first, last] as Alert documents (id = the warehouse's alert_id)."""
+    exchange = ZoneInfo(TIMEZONE)
+    return [
+        Alert(
+            symbol=r["symbol"],
+            ts=datetime.combine(r["session_date"], SESSION_CLOSE, exchange),
+            kind=r["kind"],
+            severity=ALERT_SEVERITY,
+            message=r["message"],
+            value=r["value"],
+            threshold=r["threshold"],
+            rule=r["rule"],
+            direction=r["direction"],
+            alert_id=r["alert_id"],
+        ).doc()
+        for r in _fetch(conn, ALERT_ROWS_SQL, {"first": first, "last": last})
+    ]
+
+
 def sync_window(
     client: Elasticsearch,
     conn: psycopg.Connection,
@@ -287,6 +331,13 @@ def sync_daily_bars(
 ) -> IndexReport:
     """Daily aggregates of [first, last]."""
     return sync_window(client, conn, BARS_DAILY, prefix, first, last, read_bar_docs)
+
+
+def sync_alerts(
+    client: Elasticsearch, conn: psycopg.Connection, prefix: str, first: date, last: date
+) -> IndexReport:
+    """analytics.alerts of [first, last] (the same documents `index_alerts` would write)."""
+    return sync_window(client, conn, ALERTS, prefix, first, last, read_alert_docs)
 
 
 def index_alerts(client: Elasticsearch, prefix: str, alerts: Iterable[Alert]) -> IndexReport:

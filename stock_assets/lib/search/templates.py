@@ -123,7 +123,7 @@ BARS_DAILY = Dataset(
 
 ALERTS = Dataset(
     name="alerts",
-    version=1,
+    version=2,  # v2: rule, direction (analytics.alerts)
     date_field="ts",
     description="price/volume/signal alerts raised for a symbol",
     properties={
@@ -131,6 +131,8 @@ ALERTS = Dataset(
         "ts": _INSTANT,
         "kind": _KEYWORD,
         "severity": _KEYWORD,
+        "rule": _KEYWORD,
+        "direction": _KEYWORD,
         "message": {"type": "text"},
         "value": _DOUBLE,
         "threshold": _DOUBLE,

@@ -5,7 +5,9 @@ sends its second bulk request (every connection closed, then connection refused)
 catches up" is the sensor, then a run, against the real engine.
 """
 
-from datetime import date
+import json
+from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -15,9 +17,11 @@ from stock_assets.defs.analytics.assets import signals_asset
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.search import defs as search_defs
 from stock_assets.defs.search.assets import (
+    ALERTS_INDEX,
     DAILY_BARS_INDEX,
     SIGNALS,
     SIGNALS_INDEX,
+    alerts_index,
     daily_bars_index,
     signals_index,
 )
@@ -28,6 +32,8 @@ from stock_assets.defs.search.sensors import (
     contiguous_spans,
     search_catch_up,
 )
+from stock_assets.defs.trading.assets import alerts
+from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import db
 from stock_assets.lib.search import indexing, templates
 from stock_assets.lib.settings import DbSettings, SearchSettings
@@ -69,7 +75,8 @@ def test_definitions_list_the_search_domain() -> None:
 
     repo = defs.get_repository_def()
     assert "search" in repo.get_top_level_resources()
-    assert {SIGNALS_INDEX, DAILY_BARS_INDEX} <= set(defs.resolve_asset_graph().get_all_asset_keys())
+    keys = set(defs.resolve_asset_graph().get_all_asset_keys())
+    assert {SIGNALS_INDEX, DAILY_BARS_INDEX, ALERTS_INDEX} <= keys
     assert "search_catch_up" in {s.name for s in repo.sensor_defs}
     assert "search_index" in {j.name for j in repo.get_all_jobs()}
 
@@ -192,5 +199,78 @@ def test_engine_stopped_mid_run_fails_clearly_and_a_later_run_catches_up(
     assert indexing.count(
         client, templates.SIGNALS, prefix, first - indexing.SIGNAL_REFRESH, last
     ) == (expected)
+    with dg.build_sensor_context(instance=instance, resources={"search": up}) as ctx:
+        assert isinstance(search_catch_up(ctx), dg.SkipReason)  # nothing left to catch up
+
+
+def test_alerts_index_holds_the_warehouse_alerts_and_the_sensor_requests_it(
+    history_db: DbSettings,
+    search_settings: SearchSettings,
+    client: Elasticsearch,
+    tmp_path: Path,
+) -> None:
+    first, last = date(2004, 1, 1), date(2004, 12, 31)
+    prefix = search_settings.index_prefix
+    config = tmp_path / "trading.json"
+    # two rules of one kind, so one session can raise two percent_move alerts for a symbol
+    config.write_text(
+        json.dumps(
+            {
+                "alert_rules": [
+                    {"name": "move3", "kind": "percent_move", "window": 1, "threshold_pct": 3},
+                    {"name": "move6_5d", "kind": "percent_move", "window": 5, "threshold_pct": 6},
+                ]
+            }
+        )
+    )
+    up = _search(search_settings)
+    resources = {
+        **_resources(history_db, up),
+        "trading_config": TradingConfigResource(path=str(config)),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
+    assert dg.materialize([alerts], instance=instance, resources=resources, tags=tags).success
+    with db.connect(history_db) as conn:
+        rows = conn.execute(
+            "SELECT alert_id, symbol, session_date, rule, direction, message,"
+            " count(*) OVER (PARTITION BY symbol, session_date, kind)"
+            " FROM analytics.alerts WHERE session_date BETWEEN %s AND %s",
+            (first, last),
+        ).fetchall()
+    assert rows and max(r[6] for r in rows) > 1  # same symbol, session and kind, distinct docs
+
+    # the alerts are newer than their index: the sensor asks for the whole range in one run
+    with dg.build_sensor_context(instance=instance, resources={"search": up}) as ctx:
+        requested = search_catch_up(ctx)
+    assert isinstance(requested, dg.SensorResult) and requested.run_requests is not None
+    [request] = requested.run_requests
+    assert request.asset_selection == [ALERTS_INDEX]
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (
+        first.isoformat(),
+        last.isoformat(),
+    )
+
+    counts = []
+    for _ in range(2):
+        result = dg.materialize(
+            [alerts_index], instance=instance, resources=resources, tags=dict(request.tags)
+        )
+        assert result.success
+        meta = result.asset_materializations_for_node("search__alerts_index")[0].metadata
+        assert all(c.passed for c in result.get_asset_check_evaluations())
+        counts.append((meta["warehouse_rows"].value, meta["docs_in_index"].value))
+    assert counts == [(len(rows), len(rows))] * 2
+    assert indexing.count(client, templates.ALERTS, prefix, first, last) == len(rows)
+
+    alert_id, symbol, day, rule, direction, message, _ = rows[0]
+    doc = client.get(index=templates.ALERTS.index_for(prefix, day), id=alert_id)["_source"]
+    assert (doc["symbol"], doc["rule"], doc["direction"], doc["message"]) == (
+        symbol,
+        rule,
+        direction,
+        message,
+    )
+    assert datetime.fromisoformat(doc["ts"]).date() == day
     with dg.build_sensor_context(instance=instance, resources={"search": up}) as ctx:
         assert isinstance(search_catch_up(ctx), dg.SkipReason)  # nothing left to catch up
