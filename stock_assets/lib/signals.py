@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from stock_assets.lib.trading.strategies import RsiMeanReversionParams
+
 SIGNAL_COLUMNS = ("symbol", "session_date", "strategy", "side", "strength", "price", "reason")
 SIGNAL_SCHEMA = {
     "symbol": pl.String,
@@ -24,8 +26,9 @@ SIGNAL_SCHEMA = {
     "price": pl.Float64,
     "reason": pl.String,
 }
-RSI_OVERSOLD = 30.0
-RSI_OVERBOUGHT = 70.0
+# The stored indicators use the strategies' default parameters; the thresholds come from there too.
+RSI_OVERSOLD = RsiMeanReversionParams().oversold
+RSI_OVERBOUGHT = RsiMeanReversionParams().overbought
 
 
 def _prev(name: str) -> pl.Expr:
