@@ -14,6 +14,7 @@ REPLAY_SPEED=${STOCK_REPLAY_SPEED:-3600}
 APPS=(
   "dagster|$ROOT_DIR/.venv/bin/dagster dev -w $ROOT_DIR/workspace.yaml -h 127.0.0.1 -p $DAGSTER_PORT"
   "dash|$PY -m dash_app"
+  "streaming|$PY -m spark.streaming"
   "producer|$PY -m stock_assets.cli produce --source replay --dataset daily --speed $REPLAY_SPEED --checkpoint $STATE_DIR/replay.ckpt"
 )
 
@@ -48,6 +49,7 @@ cat <<MSG
   The platform is running (logs in $LOG_DIR):
     Dagster UI        http://127.0.0.1:$DAGSTER_PORT
     Dashboard         http://127.0.0.1:8050   ($("$PY" -c 'from dash_app.settings import DEV_USERNAME as u, DEV_PASSWORD as p; print(f"dev login: {u} / {p}")'))
+    Spark streaming   Kafka market.ticks -> 1-minute bars -> market.live_bars_1m (Spark UI above)
     Producer          replaying real daily bars (bokeh-sampledata) as ticks at ${REPLAY_SPEED}x
                       into Kafka topic market.ticks (resumes from $STATE_DIR/replay.ckpt)
 $(./infra/services.sh status | sed 's/^/    /')

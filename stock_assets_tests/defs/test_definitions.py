@@ -1,8 +1,5 @@
-"""The code location loads and lists the expected assets, checks, jobs, sensors and schedules.
-
-Other domains (search, trading, ...) register their own definitions too: these tests pin the
-market-data graph (ingest, market, analytics) and check it is all there.
-"""
+"""The code location loads and lists the expected assets, checks, jobs, sensors, schedules and
+resources of every domain."""
 
 from __future__ import annotations
 
@@ -14,17 +11,21 @@ from stock_assets.definitions import defs
 def test_assets_and_groups() -> None:
     graph = defs.resolve_asset_graph()
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert (
-        groups.items()
-        >= {
-            "market/raw_ticks": "ingest",
-            "market/splits": "market",
-            "market/bars_1m": "market",
-            "market/bars_daily": "market",
-            "analytics/indicators": "analytics",
-            "analytics/signals": "analytics",
-        }.items()
-    )
+    assert groups == {
+        "market/raw_ticks": "ingest",
+        "market/splits": "market",
+        "market/bars_1m": "market",
+        "market/bars_daily": "market",
+        "analytics/indicators": "analytics",
+        "analytics/signals": "analytics",
+        "analytics/rolling_beta": "risk",
+        "analytics/alerts": "trading",
+        "trading/backtests": "trading",
+        "trading/paper_portfolio": "trading",
+        "search/signals_index": "search",
+        "search/daily_bars_index": "search",
+        "search/alerts_index": "search",
+    }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description and "\n" not in node.description.strip()
@@ -61,8 +62,13 @@ def test_checks() -> None:
 
 def test_jobs_sensors_schedules() -> None:
     jobs = {job.name for job in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
-    assert jobs >= {"ingest_raw_ticks", "market_sessions", "warehouse_maintenance"}
-    assert {s.name for s in defs.sensors or []} >= {"kafka_ticks_sensor", "sessions_after_ingest"}
+    assert jobs == {"ingest_raw_ticks", "market_sessions", "search_index", "warehouse_maintenance"}
+    assert {s.name for s in defs.sensors or []} == {
+        "kafka_ticks_sensor",
+        "sessions_after_ingest",
+        "search_catch_up",
+        "trading_automation",
+    }
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) >= {"market_end_of_day", "warehouse_maintenance_schedule"}
     eod = schedules["market_end_of_day"]
@@ -80,3 +86,20 @@ def test_partitions_and_backfill_policy() -> None:
         assert pdef.timezone == "America/New_York"
         assert pdef.get_first_partition_key() == "2000-03-01"
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_resources() -> None:
+    resources = set(defs.get_repository_def().get_top_level_resources())
+    assert resources == {"warehouse", "kafka", "search", "pyspark", "trading_config"}
+
+
+def test_warehouse_maintenance_runs_against_the_real_warehouse(db_settings) -> None:  # type: ignore[no-untyped-def]
+    from stock_assets.defs.resources import WarehouseResource
+
+    job = defs.resolve_job_def("warehouse_maintenance")
+    result = job.execute_in_process(
+        resources={"warehouse": WarehouseResource(dbname=db_settings.dbname)}
+    )
+    assert result.success
+    dropped = result.output_for_node("enforce_retention")
+    assert set(dropped) == {"market.raw_ticks", "market.live_bars_1m"}

@@ -35,11 +35,20 @@ ALERTS = dg.AssetKey(["analytics", "alerts"])
 WARMUP = timedelta(days=450)
 EQUITY_CHECK = "cash_plus_positions_equals_equity"
 
+# The account-wide assets follow their daily-partitioned parents: run once after any parent
+# partition was updated (not per partition), never while a parent or this asset is running.
+AFTER_PARENTS_UPDATE = (
+    dg.AutomationCondition.any_deps_updated()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after_parents_update")
+
 
 @dg.asset(
     key=BACKTESTS,
     deps=[BARS_DAILY],
     group_name="trading",
+    automation_condition=AFTER_PARENTS_UPDATE,
     kinds={"numpy", "talib", "timescaledb"},
 )
 def backtests(
@@ -136,6 +145,7 @@ def _custom_signals(
     key=PAPER_PORTFOLIO,
     deps=[SIGNALS, BARS_DAILY],
     group_name="trading",
+    automation_condition=AFTER_PARENTS_UPDATE,
     kinds={"python", "timescaledb"},
     check_specs=[dg.AssetCheckSpec(EQUITY_CHECK, asset=PAPER_PORTFOLIO)],
 )

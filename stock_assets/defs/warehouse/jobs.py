@@ -7,11 +7,14 @@ from stock_assets.lib import retention
 
 
 @dg.op
-def enforce_retention(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
+def enforce_retention(
+    context: dg.OpExecutionContext, warehouse: WarehouseResource
+) -> dict[str, int]:
     """Drop hypertable chunks older than each table's retention."""
     with warehouse.connection() as conn:
         dropped = retention.enforce(conn)
     context.log.info(f"chunks dropped per table: {dropped}")
+    return dropped
 
 
 @dg.job(tags={"domain": "warehouse"})

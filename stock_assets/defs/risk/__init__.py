@@ -1,0 +1,8 @@
+"""Risk domain: cross-symbol analytics on the Spark cluster (dagster-pyspark)."""
+
+import dagster as dg
+
+from stock_assets.defs.risk.assets import rolling_beta
+from stock_assets.defs.risk.resources import SparkClusterResource
+
+defs = dg.Definitions(assets=[rolling_beta], resources={"pyspark": SparkClusterResource()})
