@@ -31,8 +31,8 @@ def spark_conf(settings: SparkSettings | None = None, master: str | None = None)
     settings = settings or SparkSettings.load()
     conf = {
         "spark.master": master or settings.master_url,
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": settings.driver_host,
+        "spark.driver.bindAddress": settings.driver_bind_address,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
     }

@@ -3,18 +3,21 @@ agrees with config/."""
 
 import importlib.util
 import re
+import sys
 from typing import Any
 
 import pytest
 import yaml
 
 from dash_app.settings import DashSettings
+from spark.streaming import StreamingSettings
 from stock_assets.lib.settings import (
     REPO_ROOT,
     ApiKeys,
     DbSettings,
     KafkaSettings,
     SearchSettings,
+    SparkSettings,
 )
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
@@ -25,6 +28,8 @@ SETTINGS_BY_PREFIX = {
     "STOCK_API_KEY_": ApiKeys,
     "STOCK_SEARCH_": SearchSettings,
     "STOCK_DASH_": DashSettings,
+    "STOCK_SPARK_": SparkSettings,
+    "STOCK_STREAMING_": StreamingSettings,
 }
 
 
@@ -45,6 +50,10 @@ def test_build_contexts_and_dockerfiles_exist(name: str) -> None:
 def test_command_modules_and_files_exist(name: str) -> None:
     command = _command(SERVICES[name])
     assert command, f"{name} has no command"
+    executable = command[0]  # the image's PATH starts with the venv's bin, as locally
+    assert executable == "python" or (Path(sys.executable).parent / executable).is_file(), (
+        executable
+    )
     for flag in ("-m",):
         if flag in command:
             module = command[command.index(flag) + 1]

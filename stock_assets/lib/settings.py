@@ -155,6 +155,9 @@ class SparkSettings(JsonBackedSettings):
     worker_ui_port: int = Field(18081, ge=1, le=65535)
     worker_cores: int = Field(2, ge=1)
     worker_memory: str = "3g"
+    # Where executors reach a driver: loopback locally; the container's name under compose.
+    driver_host: str = "127.0.0.1"
+    driver_bind_address: str = "127.0.0.1"
     kafka_connector: str = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0"
     jdbc_driver: str = "org.postgresql:postgresql:42.7.14"
 
