@@ -4,6 +4,7 @@ agrees with config/."""
 import importlib.util
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
