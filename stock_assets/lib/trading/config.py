@@ -71,7 +71,7 @@ class SymbolConfig(BaseModel):
 
 
 class AlertRule(BaseModel):
-    """A price-movement rule evaluated on each new daily bar (docs/trading.md, "Alerts")."""
+    """A price-movement rule evaluated on each new daily bar (README, "Trading bot")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
