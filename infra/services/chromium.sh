@@ -2,7 +2,7 @@
 # chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver). Test tools' own browser downloads
 # (playwright install, puppeteer) fail on the development machines, so the project installs these.
 # Nothing long-running: selenium starts chromedriver + a headless chromium per test session, with the
-# flags in stock_assets_tests/dash_app/browser.py (see the README, "Dashboard").
+# flags in stock_assets_tests/dash_app/harness.py (see the README, "Dashboard").
 
 CHROMIUM_BIN=/usr/bin/chromium
 CHROMEDRIVER_BIN=/usr/bin/chromedriver

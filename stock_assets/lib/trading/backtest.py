@@ -1,6 +1,6 @@
 """A vectorized single-symbol backtester (numpy) with exact, documented conventions.
 
-Conventions (the README's "Trading bot" section repeats them with worked examples; tests check each by hand):
+Conventions (the README, "Trading bot", repeats them; tests check each by hand):
 
 - Timing: `target[t]` is the direction wanted after bar t's close (+1 long, -1 short, 0 flat). It
   is executed at bar t+1's open; the last bar's target is never executed. No position before the
