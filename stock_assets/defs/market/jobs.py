@@ -1,4 +1,4 @@
-"""The partitioned job: bars → aggregates → indicators → signals (+ price alerts) for NY days.
+"""The partitioned job that recomputes bars → aggregates → indicators → signals for NY days.
 
 Launched by the after-ingest sensor for the days a raw_ticks load touched, and by the
 end-of-day schedule after the close.
@@ -13,12 +13,11 @@ from stock_assets.lib import calendar
 
 INDICATORS = dg.AssetKey(["analytics", "indicators"])
 SIGNALS = dg.AssetKey(["analytics", "signals"])
-ALERTS = dg.AssetKey(["analytics", "alerts"])  # trading domain: price alerts on the new bars
 
 sessions_job = dg.define_asset_job(
     "market_sessions",
-    selection=dg.AssetSelection.assets(BARS_1M, BARS_DAILY, INDICATORS, SIGNALS, ALERTS),
-    description="Recompute bars_1m, bars_daily, indicators, signals and alerts for NY days.",
+    selection=dg.AssetSelection.assets(BARS_1M, BARS_DAILY, INDICATORS, SIGNALS),
+    description="Recompute bars_1m, bars_daily, indicators and signals for a range of NY days.",
     tags={"domain": "market"},
 )
 

@@ -8,7 +8,7 @@ from stock_assets.defs.trading.resources import TradingConfigResource
 # Evaluates the trading assets' automation conditions; on by default so `make dev` fills them.
 trading_automation = dg.AutomationConditionSensorDefinition(
     "trading_automation",
-    target=dg.AssetSelection.assets(backtests, paper_portfolio),
+    target=dg.AssetSelection.assets(backtests, paper_portfolio, alerts),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
 )

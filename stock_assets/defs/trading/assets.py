@@ -35,8 +35,9 @@ ALERTS = dg.AssetKey(["analytics", "alerts"])
 WARMUP = timedelta(days=450)
 EQUITY_CHECK = "cash_plus_positions_equals_equity"
 
-# The account-wide assets follow their daily-partitioned parents: run once after any parent
-# partition was updated (not per partition), never while a parent or this asset is running.
+# Follow the parents: after a parent (partition) was updated, never while a parent or this asset
+# is running. Unpartitioned assets run once for any number of updated parent partitions; the
+# partitioned alerts run for exactly the updated days (old ones too, unlike eager()'s latest-only).
 AFTER_PARENTS_UPDATE = (
     dg.AutomationCondition.any_deps_updated()
     & ~dg.AutomationCondition.any_deps_in_progress()
@@ -223,6 +224,7 @@ def paper_portfolio(
     key=ALERTS,
     deps=[BARS_DAILY],
     partitions_def=session_partitions,
+    automation_condition=AFTER_PARENTS_UPDATE,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="trading",
     kinds={"polars", "timescaledb"},
