@@ -27,7 +27,6 @@ from dash_app.data import Warehouse
 from dash_app.settings import DEV_PASSWORD, DashSettings
 from stock_assets.lib import db, migrations
 from stock_assets.lib.settings import DbSettings
-from stock_assets_tests.conftest import create_database, drop_database
 from stock_assets_tests.dash_app import harness
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dashboard.json"
@@ -52,7 +51,7 @@ def load_chart(driver: Any, base: str, span: tuple[date, date]) -> tuple[float, 
 def run(rounds: int) -> dict[str, Any]:
     base_settings = DbSettings.load()
     name = f"stocks_bench_dash_{uuid.uuid4().hex[:8]}"
-    db_settings = create_database(base_settings, name)
+    db_settings = db.create_database(base_settings, name)
     try:
         with db.connect(db_settings) as conn:
             migrations.apply(conn)
@@ -98,7 +97,7 @@ def run(rounds: int) -> dict[str, Any]:
             driver.quit()
             warehouse.close()
     finally:
-        drop_database(base_settings, name)
+        db.drop_database(base_settings, name)
 
     year_s, day_s = statistics.median(times["year"]), statistics.median(times["day"])
     return {

@@ -17,9 +17,7 @@ import uuid
 from pathlib import Path
 
 import polars as pl
-import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
-from psycopg import sql
 
 from stock_assets.defs.resources import KafkaResource
 from stock_assets.lib import cleaning, db, frames, kafka_admin, marketdata, migrations, tick_loader
@@ -107,16 +105,7 @@ def run_raw_copy(db_settings: DbSettings, rows: pl.DataFrame) -> float:
 def main() -> None:
     base = DbSettings.load()
     name = f"stocks_bench_{uuid.uuid4().hex[:8]}"
-    for attempt in range(10):  # template1 is busy while another client creates a database
-        try:
-            with db.connect(base, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE template1").format(sql.Identifier(name))
-                )
-            break
-        except psycopg.errors.ObjectInUse:
-            time.sleep(0.5 * (attempt + 1))
-    db_settings = DbSettings.load(dbname=name)
+    db_settings = db.create_database(base, name)
     kafka_settings = KafkaSettings.load(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     try:
         with db.connect(db_settings) as conn:
@@ -133,10 +122,7 @@ def main() -> None:
             ingest_s = min(ingest_s, run_ingest(db_settings, kafka, ends))
             copy_s = min(copy_s, run_raw_copy(db_settings, rows))
     finally:
-        with db.connect(base, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        db.drop_database(base, name)
     result = {
         "rows": n,
         "partitions": len(ends),

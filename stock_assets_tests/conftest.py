@@ -1,19 +1,16 @@
 """Fixtures over the real local services that `make test` starts (infra/services.sh).
 
-Each test session gets its own database (created from template1, which has TimescaleDB) and its
+Each test session gets its own database (copied from the TimescaleDB template database) and its
 own Kafka topic prefix, so sessions never see each other's data.
 """
 
 from __future__ import annotations
 
-import random
-import time
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from stock_assets.lib import db, kafka_admin, migrations
 from stock_assets.lib.settings import DbSettings, KafkaSettings
@@ -26,26 +23,8 @@ def base_db_settings() -> DbSettings:
     return DbSettings.load()
 
 
-def create_database(base: DbSettings, name: str) -> DbSettings:
-    statement = sql.SQL("CREATE DATABASE {} TEMPLATE template1").format(sql.Identifier(name))
-    with db.connect(base, autocommit=True) as conn:
-        for _ in range(60):
-            try:
-                conn.execute(statement)
-                break
-            except psycopg.errors.ObjectInUse:
-                # Another session is copying template1 at this instant (PostgreSQL allows one).
-                time.sleep(0.2 + random.random() * 0.3)
-        else:
-            raise RuntimeError(f"template1 stayed busy; could not create {name}")
-    return DbSettings.load(dbname=name)
-
-
-def drop_database(base: DbSettings, name: str) -> None:
-    with db.connect(base, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+create_database = db.create_database
+drop_database = db.drop_database
 
 
 @pytest.fixture(scope="session")

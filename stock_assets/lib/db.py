@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 import psycopg
+from psycopg import sql
 
 from stock_assets.lib.settings import ConfigError, DbSettings
 
@@ -23,3 +27,36 @@ def timescaledb_license(conn: psycopg.Connection) -> str:
     """'apache' for the Debian-built edition, 'timescale' for the community build."""
     row = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
     return str(row[0]) if row and row[0] else "unknown"
+
+
+def create_database(settings: DbSettings, name: str, attempts: int = 60) -> DbSettings:
+    """CREATE DATABASE `name` from the TimescaleDB template; returns settings pointing at it.
+
+    PostgreSQL copies a template for one CREATE DATABASE at a time: retry while another is busy.
+    """
+    statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+        sql.Identifier(name), sql.Identifier(settings.template_dbname)
+    )
+    with connect(settings, autocommit=True) as conn:
+        for _ in range(attempts):
+            try:
+                conn.execute(statement)
+                return settings.model_copy(update={"dbname": name})
+            except psycopg.errors.ObjectInUse:
+                time.sleep(0.2 + random.random() * 0.3)
+    raise RuntimeError(f"template {settings.template_dbname} stayed busy; could not create {name}")
+
+
+def drop_database(settings: DbSettings, name: str, attempts: int = 5) -> None:
+    """DROP DATABASE ... WITH (FORCE), retrying while a TimescaleDB background worker (another
+    role, which FORCE may not terminate) is connected to it."""
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with connect(settings, autocommit=True) as conn:
+        for attempt in range(attempts):
+            try:
+                conn.execute(statement)
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1 + attempt)

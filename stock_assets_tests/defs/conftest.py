@@ -6,11 +6,9 @@ database would collide on (kafka_partition, kafka_offset, ts); each module gets 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 
-import psycopg
 import pytest
 from confluent_kafka import Producer
 
@@ -28,12 +26,7 @@ def module_db(base_db_settings: DbSettings) -> Iterator[DbSettings]:
     with db.connect(settings) as conn:
         migrations.apply(conn)
     yield settings
-    for attempt in range(5):  # TimescaleDB's background worker may hold a connection briefly
-        try:
-            drop_database(base_db_settings, name)
-            return
-        except psycopg.errors.InsufficientPrivilege:
-            time.sleep(1 + attempt)
+    drop_database(base_db_settings, name)
 
 
 @pytest.fixture(scope="module")
