@@ -39,10 +39,14 @@ def produce(settings: KafkaSettings) -> dict[int, int]:
         )
     )
     topic = topic_name(TICKS, settings.topic_prefix)
-    for i, tick in enumerate(replay.ticks_from_frame(frame, source="bench")):
-        producer.produce(topic, key=marketdata.key(tick), value=marketdata.encode(tick))
-        if i % 50_000 == 0:
-            producer.poll(0)
+    for tick in replay.ticks_from_frame(frame, source="bench"):
+        while True:
+            try:
+                producer.produce(topic, key=marketdata.key(tick), value=marketdata.encode(tick))
+                break
+            except BufferError:  # local queue full (e.g. while the broker loads its coordinator)
+                producer.poll(0.1)
+        producer.poll(0)
     assert producer.flush(60) == 0
     consumer = Consumer(kafka_admin.client_config(settings, **{"group.id": "bench-watermarks"}))
     meta = consumer.list_topics(topic, timeout=10).topics[topic]
