@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
-from stock_assets.lib import indicators
+from stock_assets.lib import indicators, signals
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 
 STATEMENT_TIMEOUT_MS = 15_000
@@ -45,14 +45,7 @@ BAR_SCHEMA = {
 }
 # The chart's overlays and panes: every stored indicator but ATR and OBV.
 INDICATOR_COLUMNS = tuple(c for c in indicators.INDICATOR_COLUMNS if c not in ("atr_14", "obv"))
-SIGNAL_SCHEMA = {
-    "session_date": pl.Date,
-    "strategy": pl.String,
-    "side": pl.String,
-    "strength": pl.Float64,
-    "price": pl.Float64,
-    "reason": pl.String,
-}
+SIGNAL_SCHEMA = {k: v for k, v in signals.SIGNAL_SCHEMA.items() if k != "symbol"}
 ALERT_SCHEMA = {
     "session_date": pl.Date,
     "symbol": pl.String,

@@ -1,13 +1,14 @@
 """Fixtures over the real local services that `make test` starts (infra/services.sh).
 
-Each test session gets its own database (copied from the TimescaleDB template database) and its
-own Kafka topic prefix, so sessions never see each other's data.
+Each test session gets its own database (from template0; the migrations add TimescaleDB) and
+its own Kafka topic prefix, so sessions never see each other's data.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -23,27 +24,39 @@ def base_db_settings() -> DbSettings:
     return DbSettings.load()
 
 
-create_database = db.create_database
-drop_database = db.drop_database
+@contextmanager
+def private_database(base: DbSettings, *, migrated: bool = True) -> Iterator[DbSettings]:
+    """A new database (migrated unless told otherwise), dropped afterwards."""
+    name = f"stocks_test_{SESSION_ID}_{uuid.uuid4().hex[:6]}"
+    settings = db.create_database(base, name)
+    try:
+        if migrated:
+            with db.connect(settings) as conn:
+                migrations.apply(conn)
+        yield settings
+    finally:
+        db.drop_database(base, name)
+
+
+def private_kafka() -> KafkaSettings:
+    """Kafka settings with a fresh topic prefix; its topics are created."""
+    settings = KafkaSettings.load(topic_prefix=f"test-{SESSION_ID}-{uuid.uuid4().hex[:6]}.")
+    kafka_admin.ensure_topics(settings)
+    return settings
 
 
 @pytest.fixture(scope="session")
 def db_settings(base_db_settings: DbSettings) -> Iterator[DbSettings]:
     """A migrated, empty warehouse database private to this test session."""
-    name = f"stocks_test_{SESSION_ID}"
-    settings = create_database(base_db_settings, name)
-    with db.connect(settings) as conn:
-        migrations.apply(conn)
-    yield settings
-    drop_database(base_db_settings, name)
+    with private_database(base_db_settings) as settings:
+        yield settings
 
 
 @pytest.fixture
 def empty_db(base_db_settings: DbSettings) -> Iterator[DbSettings]:
     """A fresh database with no migrations applied (dropped after the test)."""
-    name = f"stocks_test_{SESSION_ID}_{uuid.uuid4().hex[:6]}"
-    yield create_database(base_db_settings, name)
-    drop_database(base_db_settings, name)
+    with private_database(base_db_settings, migrated=False) as settings:
+        yield settings
 
 
 @pytest.fixture

@@ -96,10 +96,9 @@ pg_make_path_traversable() {
 }
 
 postgres_start() {
-  local port user pw db tmpl
+  local port user pw db
   port=$(pg_port); user=$(cfg db_settings user STOCK_DB_USER)
   pw=$(cfg db_settings password STOCK_DB_PASSWORD); db=$(cfg db_settings dbname STOCK_DB_DBNAME)
-  tmpl=$(cfg db_settings template_dbname STOCK_DB_TEMPLATE_DBNAME)
 
   pg_lock
   pg_make_path_traversable
@@ -135,13 +134,13 @@ EOF
   head -n 1 "$PG_DATA/postmaster.pid" >"$RUN_DIR/postgres.pid"
   wait_for 30 "postgres on port $port" postgres_healthy || die "postgres not healthy (see $PG_LOG)"
 
-  # Role/databases/extension, idempotently. The password travels via the environment (\getenv), not argv,
+  # Role/database/extension, idempotently. The password travels via the environment (\getenv), not argv,
   # and this session does not log statements.
-  # New databases (tests, benches) are copied from a dedicated template that has TimescaleDB and
-  # allows no connections. Not template1: TimescaleDB's launcher keeps starting a scheduler in every
-  # connectable database that has the extension, and each one briefly holds the template, so
-  # CREATE DATABASE ... TEMPLATE fails with "source database is being accessed by other users".
-  STOCK_PG_ROLE_PW=$pw pg_admin_psql -d postgres -v user="$user" -v db="$db" -v tmpl="$tmpl" <<'SQL'
+  # No template carries TimescaleDB: its launcher starts a scheduler in every database that has the
+  # extension, templates included, and a scheduler holding the template makes CREATE DATABASE fail
+  # ("source database is being accessed by other users"). New databases come from template0 and
+  # their owner creates the extension (it is a trusted extension), as migration 0001 does.
+  STOCK_PG_ROLE_PW=$pw pg_admin_psql -d postgres -v user="$user" -v db="$db" <<'SQL'
 \getenv pw STOCK_PG_ROLE_PW
 SET log_statement = 'none';
 SET log_min_error_statement = 'panic';
@@ -149,23 +148,14 @@ SET client_min_messages = warning;
 SELECT format('CREATE ROLE %I', :'user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user') \gexec
 SELECT format('ALTER ROLE %I LOGIN CREATEDB PASSWORD %L', :'user', :'pw') \gexec
 \unset pw
-SELECT format('CREATE DATABASE %I OWNER %I', :'tmpl', :'user')
-  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'tmpl') \gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user')
+SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0', :'db', :'user')
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
-SELECT format('ALTER DATABASE %I ALLOW_CONNECTIONS true', :'tmpl') \gexec
-\connect :tmpl
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS timescaledb;
-CREATE EXTENSION IF NOT EXISTS btree_gist;
--- Under the Apache license this built-in job fails on every run (log noise in every database);
--- databases created from the template inherit the change.
-UPDATE _timescaledb_config.bgw_job SET scheduled = false
-  WHERE proc_name = 'policy_job_stat_history_retention' AND current_setting('timescaledb.license') = 'apache';
-\connect postgres
-SELECT format('ALTER DATABASE %I WITH IS_TEMPLATE true ALLOW_CONNECTIONS false', :'tmpl') \gexec
+-- Earlier versions of this script put the extension in template1 and a template database.
 \connect template1
 DROP EXTENSION IF EXISTS timescaledb;
+\connect postgres
+SELECT format('ALTER DATABASE %I IS_TEMPLATE false', datname) FROM pg_database WHERE datname = 'stocks_template' \gexec
+SELECT format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database WHERE datname = 'stocks_template' \gexec
 \connect :db
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS timescaledb;

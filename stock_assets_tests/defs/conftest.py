@@ -6,34 +6,27 @@ database would collide on (kafka_partition, kafka_offset, ts); each module gets 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator
 
 import pytest
 from confluent_kafka import Producer
 
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
-from stock_assets.lib import db, kafka_admin, marketdata, migrations
+from stock_assets.lib import kafka_admin, marketdata
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.topics import TICKS, topic_name
-from stock_assets_tests.conftest import SESSION_ID, create_database, drop_database
+from stock_assets_tests.conftest import private_database, private_kafka
 
 
 @pytest.fixture(scope="module")
 def module_db(base_db_settings: DbSettings) -> Iterator[DbSettings]:
-    name = f"stocks_test_{SESSION_ID}_{uuid.uuid4().hex[:6]}"
-    settings = create_database(base_db_settings, name)
-    with db.connect(settings) as conn:
-        migrations.apply(conn)
-    yield settings
-    drop_database(base_db_settings, name)
+    with private_database(base_db_settings) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
 def module_kafka() -> KafkaSettings:
-    settings = KafkaSettings.load(topic_prefix=f"test-{SESSION_ID}-{uuid.uuid4().hex[:6]}.")
-    kafka_admin.ensure_topics(settings)
-    return settings
+    return private_kafka()
 
 
 @pytest.fixture(scope="module")

@@ -27,11 +27,11 @@ from pyspark.sql import SparkSession
 
 from spark.session import REPO_ROOT
 from spark.streaming import LiveBarsJob, StreamingSettings
-from stock_assets.lib import db, kafka_admin, marketdata, migrations
+from stock_assets.lib import db, kafka_admin, marketdata
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.sources.replay import replay_frame, ticks_from_frame
 from stock_assets.lib.topics import DEAD_LETTER, TICKS, topic_name
-from stock_assets_tests.conftest import SESSION_ID, create_database, drop_database
+from stock_assets_tests.conftest import private_database, private_kafka
 
 RUN_TIMEOUT_S = 240
 LATE_SEQ = 10**9
@@ -52,19 +52,13 @@ MALFORMED = [
 
 @pytest.fixture(scope="module")
 def stream_db(base_db_settings: DbSettings) -> Iterator[DbSettings]:
-    name = f"stocks_test_{SESSION_ID}_{uuid.uuid4().hex[:6]}"
-    settings = create_database(base_db_settings, name)
-    with db.connect(settings) as conn:
-        migrations.apply(conn)
-    yield settings
-    drop_database(base_db_settings, name)
+    with private_database(base_db_settings) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
 def stream_kafka() -> KafkaSettings:
-    settings = KafkaSettings.load(topic_prefix=f"test-{SESSION_ID}-{uuid.uuid4().hex[:6]}.")
-    kafka_admin.ensure_topics(settings)
-    return settings
+    return private_kafka()
 
 
 def produce(

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from elasticsearch import Elasticsearch
 
-from stock_assets.lib import db, migrations
+from stock_assets.lib import db
 from stock_assets.lib.search.client import make_client
 from stock_assets.lib.settings import DbSettings, SearchSettings
-from stock_assets_tests.conftest import SESSION_ID, create_database, drop_database
+from stock_assets_tests.conftest import private_database
 from stock_assets_tests.lib.search import data
 
 
 @pytest.fixture(scope="module")
 def history_db(base_db_settings: DbSettings) -> Iterator[DbSettings]:
-    name = f"stocks_test_{SESSION_ID}_{uuid.uuid4().hex[:6]}"
-    settings = create_database(base_db_settings, name)
-    with db.connect(settings) as conn:
-        migrations.apply(conn)
-        data.load_history(conn)
-    yield settings
-    drop_database(base_db_settings, name)
+    with private_database(base_db_settings) as settings:
+        with db.connect(settings) as conn:
+            data.load_history(conn)
+        yield settings
 
 
 @pytest.fixture(scope="module")
