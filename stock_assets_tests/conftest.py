@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from confluent_kafka import KafkaException
 
 from stock_assets.lib import db, kafka_admin, migrations
 from stock_assets.lib.settings import DbSettings, KafkaSettings
@@ -63,6 +64,22 @@ def empty_db(base_db_settings: DbSettings) -> Iterator[DbSettings]:
 def conn(db_settings: DbSettings) -> Iterator[psycopg.Connection]:
     with db.connect(db_settings) as connection:
         yield connection
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _delete_test_topics() -> Iterator[None]:
+    """After the session, delete every topic it created (all carry the session's prefix)."""
+    yield
+    settings = KafkaSettings.load()
+    client = kafka_admin.admin(settings)
+    try:
+        names = client.list_topics(timeout=settings.request_timeout_s).topics
+    except KafkaException:  # the broker is gone: nothing to clean
+        return
+    mine = [name for name in names if name.startswith(f"test-{SESSION_ID}")]
+    if mine:
+        for future in client.delete_topics(mine, operation_timeout=30).values():
+            future.result(timeout=30)
 
 
 @pytest.fixture(scope="session")
