@@ -345,9 +345,6 @@ class Warehouse:
 
     # --- pipeline ----------------------------------------------------------------------------
 
-    def table_exists(self, qualified: str) -> bool:
-        return self._rows("SELECT to_regclass(%s) IS NOT NULL", (qualified,))[0][0]
-
     def freshness(self) -> list[Freshness]:
         """Newest row per pipeline table (max of its time column, index-served) and its age."""
         out = []

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 import psycopg
-from psycopg import sql
 from psycopg_pool import ConnectionPool
 from pydantic import PrivateAttr
 
@@ -18,7 +17,7 @@ from stock_assets.lib.topics import TopicSpec, topic_name
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """PostgreSQL + TimescaleDB through a psycopg 3 connection pool; bulk loads with COPY."""
+    """PostgreSQL + TimescaleDB through a psycopg 3 connection pool (bulk COPY: lib/frames.py)."""
 
     # Unset fields fall back to config/db_settings.json and STOCK_DB_* (read at run time).
     host: str | None = None
@@ -77,21 +76,6 @@ class WarehouseResource(dg.ConfigurableResource):
             raise ConfigError(
                 f"warehouse at {self.settings().describe()} unreachable: {exc}"
             ) from exc
-
-    @staticmethod
-    def copy_rows(
-        conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-    ) -> int:
-        """COPY rows into schema.table inside the caller's transaction; returns the row count."""
-        stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
-        n = 0
-        with conn.cursor() as cur, cur.copy(stmt) as copy:
-            for row in rows:
-                copy.write_row(row)
-                n += 1
-        return n
 
 
 class KafkaResource(dg.ConfigurableResource):

@@ -61,19 +61,3 @@ def sessions(start: date, end: date) -> pl.DataFrame:
 
 def is_session(day: date) -> bool:
     return sessions(day, day).height == 1
-
-
-def session_minutes(session_frame: pl.DataFrame) -> pl.DataFrame:
-    """Every 1-minute bar start in the given sessions: (session_date, ts), open <= ts < close."""
-    if session_frame.is_empty():
-        return pl.DataFrame(schema={"session_date": pl.Date, "ts": pl.Datetime("us", "UTC")})
-    return (
-        session_frame.select(
-            "session_date",
-            pl.datetime_ranges(
-                pl.col("open"), pl.col("close") - pl.duration(minutes=1), interval="1m"
-            ).alias("ts"),
-        )
-        .explode("ts")
-        .with_columns(pl.col("ts").dt.cast_time_unit("us"))
-    )
