@@ -6,7 +6,7 @@ Apache build (local, from Debian's source) has neither, so `enforce` drops old c
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -44,6 +44,18 @@ def configure_policies(conn: psycopg.Connection) -> str:
                 (table, keep),
             )
     return license_
+
+
+def raw_ticks_retained_from(conn: psycopg.Connection) -> datetime | None:
+    """The first minute whose raw ticks are still stored (None: no raw ticks at all).
+
+    Retention drops whole raw_ticks chunks (1 day) by event time, but the bars built from them
+    stay: a later recompute of an older window (a backfill, a re-run) must not replace those bars
+    with the nothing that is left. Chunks hold whole minutes, so bars from this minute on can be
+    rebuilt exactly; everything before it is kept as it is.
+    """
+    row = conn.execute("SELECT date_trunc('minute', min(ts)) FROM market.raw_ticks").fetchone()
+    return row[0] if row else None
 
 
 def enforce(conn: psycopg.Connection) -> dict[str, int]:

@@ -8,7 +8,7 @@ import psycopg
 
 from stock_assets.defs.market.partitions import session_partitions, window
 from stock_assets.defs.resources import WarehouseResource
-from stock_assets.lib import aggregates, calendar, cleaning, frames, universe
+from stock_assets.lib import aggregates, calendar, cleaning, frames, retention, universe
 from stock_assets.lib import splits as splits_lib
 
 SPLITS = dg.AssetKey(["market", "splits"])
@@ -82,11 +82,14 @@ def bars_1m(
     w = window(context)
     symbols = universe.load_symbols()
     with warehouse.connection() as conn:
+        # bars older than the retained raw ticks stay: their ticks are gone, not empty
+        retained = retention.raw_ticks_retained_from(conn)
+        start = w.end if retained is None else min(max(w.start, retained), w.end)
         ticks = frames.read_frame(
             conn,
             "SELECT ts, symbol, price, size, source, seq, kafka_partition, kafka_offset"
             " FROM market.raw_ticks WHERE ts >= %s AND ts < %s",
-            (w.start, w.end),
+            (start, w.end),
             cleaning.TICK_SCHEMA,
         )
         split_table = read_splits(conn)
@@ -95,7 +98,7 @@ def bars_1m(
         bars = result.bars
         with conn.transaction():
             frames.lock_table(conn, "market.bars_1m")
-            conn.execute("DELETE FROM market.bars_1m WHERE ts >= %s AND ts < %s", (w.start, w.end))
+            conn.execute("DELETE FROM market.bars_1m WHERE ts >= %s AND ts < %s", (start, w.end))
             frames.copy_frame(conn, "market.bars_1m", bars.select(cleaning.BAR_COLUMNS))
     counts = result.counts
     context.log.info(f"bars_1m {w.label()}: {counts}")
@@ -103,6 +106,7 @@ def bars_1m(
         metadata={
             "dagster/row_count": bars.height,
             "window": w.label(),
+            "kept_before": "" if start == w.start else start.isoformat(),
             "sessions": sessions.height,
             "half_days": int(sessions["half_day"].sum()),
             "ticks_in": counts["input"],
