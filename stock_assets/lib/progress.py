@@ -312,6 +312,62 @@ def measure(
     return Progress(kind, source, reference, now, stages, partitions, kafka_error)
 
 
+# How far a stage may trail the producer before its freshness check fails, per stream kind.
+# Replay at the dev speed (3600x: a session every ~7 s) advances ~2 sessions per ingest cycle, so
+# budgets are a few sessions of event time; live budgets are wall-clock-sized. A live check is
+# measured against the producer too (not the clock): a closed market must not fail it.
+LAG_BUDGET_S: dict[SourceKind, dict[str, float]] = {
+    "replay": {
+        "raw_ticks": 4 * 86400,
+        "bars_1m": 5 * 86400,
+        "bars_daily": 7 * 86400,
+        "indicators": 8 * 86400,
+        "signals": 9 * 86400,
+    },
+    "live": {
+        "raw_ticks": 15 * 60,
+        "bars_1m": 20 * 60,
+        "bars_daily": 26 * 3600,
+        "indicators": 27 * 3600,
+        "signals": 28 * 3600,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    behind_producer_s: float | None
+    budget_s: float
+    description: str
+
+
+def freshness_verdict(progress: Progress, stage: str, budget_s: float | None = None) -> Verdict:
+    """Whether `stage` keeps pace: its event time within budget of the producer's newest tick."""
+    budget = budget_s if budget_s is not None else LAG_BUDGET_S[progress.kind][stage]
+    producer = progress.stage(PRODUCER).event_time
+    own = progress.stage(stage).event_time
+    if producer is None:
+        return Verdict(True, None, budget, "no tick produced yet: nothing to be behind")
+    if own is None:
+        return Verdict(
+            False,
+            None,
+            budget,
+            f"{stage} holds no data while the stream is at {producer:%Y-%m-%d %H:%M} UTC",
+        )
+    behind = _seconds(producer, own) or 0.0
+    passed = behind <= budget
+    verb = "within" if passed else "over"
+    return Verdict(
+        passed,
+        behind,
+        budget,
+        f"{stage} at {own:%Y-%m-%d %H:%M} UTC, {format_lag(behind)} behind the producer "
+        f"({progress.kind} stream, event time; {verb} the {format_lag(budget)} budget)",
+    )
+
+
 def format_lag(seconds: float | None) -> str:
     """A lag as a short human string: 0 s, 42 s, 3.5 min, 2.0 h, 4.1 d."""
     if seconds is None or math.isnan(seconds):
