@@ -22,12 +22,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from dash_app.app import Services, create_app
-from dash_app.data import Warehouse
+from bench import harness
+from dash_app.app import create_app
+from dash_app.data.warehouse import Warehouse
+from dash_app.services import Services
 from dash_app.settings import DEV_PASSWORD, DashSettings
 from stock_assets.lib import db, migrations
 from stock_assets.lib.settings import DbSettings
-from stock_assets_tests.dash_app import harness
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dashboard.json"
 SYMBOL = "BENCH"

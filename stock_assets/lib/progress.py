@@ -287,6 +287,7 @@ def measure(
     now: datetime | None = None,
     timeout_s: float = 3.0,
     overrides: Mapping[str, datetime | None] | None = None,
+    tz: str | None = None,
 ) -> Progress:
     """The pipeline's progress: offsets (Kafka vs ledger) and event time per stage.
 
@@ -296,7 +297,7 @@ def measure(
     row is not how far the stage has processed).
     """
     now = now or datetime.now(UTC)
-    times, source = read_stage_times(conn)
+    times, source = read_stage_times(conn, tz)
     times.update({k: v for k, v in (overrides or {}).items() if v is not None})
     partitions: list[PartitionProgress] = []
     kafka_error = None

@@ -10,8 +10,9 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from dash_app import auth
-from dash_app.app import Services, create_app
-from dash_app.data import Warehouse
+from dash_app.app import create_app
+from dash_app.data.warehouse import Warehouse
+from dash_app.services import Services
 from dash_app.settings import DEV_PASSWORD, DEV_SECRET_KEY, DashSettings
 from stock_assets.lib.settings import ConfigError, DbSettings
 

@@ -14,11 +14,11 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from dash_app.app import Services
+from bench import harness
+from dash_app.services import Services
 from dash_app.settings import DashSettings
 from stock_assets.lib.search import indexing, templates
 from stock_assets.lib.settings import DbSettings
-from stock_assets_tests.dash_app import harness
 from stock_assets_tests.dash_app.conftest import OTHER_SYMBOL, REPLAY_SYMBOL, YEAR_SYMBOL
 
 pytestmark = pytest.mark.timeout(300)

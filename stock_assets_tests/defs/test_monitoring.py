@@ -24,7 +24,7 @@ N = 40
 
 @pytest.fixture(scope="module")
 def replayed(module_kafka: KafkaSettings, module_db: DbSettings) -> datetime:
-    """40 replayed 2004 ticks of one symbol in Kafka; ledger ranges leave offsets 10-20 uncovered."""
+    """40 replayed 2004 ticks of one symbol in Kafka; the ledger leaves offsets 10-20 uncovered."""
     ticks = [
         marketdata.Tick(
             symbol="IBM", ts_us=marketdata.ts_us(START + timedelta(minutes=i)), price=90.0 + i,

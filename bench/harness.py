@@ -1,5 +1,7 @@
-"""Shared by the dashboard's browser tests and bench/dashboard.py: a headless Chromium driven by
-selenium, the Dash app served on a free loopback port in a thread, and minute bars to load."""
+"""Browser harness shared by bench/dashboard.py and the dashboard's browser tests: a headless
+Chromium driven by selenium, a WSGI app served on a free loopback port in a thread, minute bars
+to load. Tooling, not product: it lives with the benchmarks (which must not import the tests), and
+the tests import it from here; nothing under dash_app/ or stock_assets/ does."""
 
 from __future__ import annotations
 
