@@ -88,9 +88,12 @@ def check_credentials(username: str, password: str, expected_user: str, password
 
 
 def locked_message(locked: Locked) -> str:
-    who = "this user" if locked.scope == "user" else "your address"
+    names = {"user": "this user", "address": "your address"}
+    who = " and ".join(names[scope] for scope in locked.scopes)
     wait = max(1, math.ceil(locked.retry_after_s))
-    when = f"{wait} seconds" if wait < 120 else f"{math.ceil(wait / 60)} minutes"
+    when = f"{wait} second{'s' if wait > 1 else ''}"
+    if wait >= 120:
+        when = f"{math.ceil(wait / 60)} minutes"
     return f"Too many failed sign-in attempts for {who}. Sign-in is locked; try again in {when}."
 
 

@@ -45,7 +45,7 @@ def credential_fingerprint(password_hash: str) -> str:
 
 @dataclass(frozen=True)
 class Locked:
-    scope: str  # "user" or "address"
+    scopes: tuple[str, ...]  # "user" and/or "address"
     retry_after_s: float
 
 
@@ -70,20 +70,21 @@ class AuthStore:
     # --- attempts ------------------------------------------------------------------------
 
     def begin_attempt(self, username: str, address: str) -> Locked | None:
-        """Count a sign-in attempt as a failure up front (reset by `succeeded`), unless the user
-        or the address is locked: then refuse it, uncounted, with the time left."""
+        """Count a sign-in attempt as a failure up front (`succeeded` resets the counts) and
+        lock each key for `lock_delay_s(its failures)`. An attempt on a locked user or address
+        is refused (Locked, with the time left) without checking the password, and counts too:
+        hammering a lock extends it, so 20 quick wrong passwords lock for the full 15 minutes.
+        Row locks serialise parallel attempts from several workers."""
         keys = (("user", username), ("address", address))
         with self._tx() as conn:
-            now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
             rows = conn.execute(
-                "SELECT scope, locked_until FROM dashboard.login_failures"
-                " WHERE (scope, key) IN ((%s, %s), (%s, %s)) ORDER BY scope FOR UPDATE",
+                "SELECT scope FROM dashboard.login_failures"
+                " WHERE (scope, key) IN ((%s, %s), (%s, %s)) AND locked_until > now()"
+                " FOR UPDATE",
                 (*keys[0], *keys[1]),
             ).fetchall()
-            locks = [(scope, until) for scope, until in rows if until and until > now]
-            if locks:
-                scope, until = max(locks, key=lambda r: r[1])
-                return Locked(scope, (until - now).total_seconds())
+            was_locked = {r[0] for r in rows}
+            until = {}
             for scope, key in keys:
                 failures = conn.execute(
                     "INSERT INTO dashboard.login_failures AS f (scope, key, failures,"
@@ -96,12 +97,17 @@ class AuthStore:
                 ).fetchone()[0]  # type: ignore[index]
                 delay = lock_delay_s(failures)
                 if delay:
-                    conn.execute(
-                        "UPDATE dashboard.login_failures SET locked_until = now() + %s"
-                        " WHERE scope = %s AND key = %s",
+                    until[scope] = conn.execute(
+                        "UPDATE dashboard.login_failures"
+                        " SET locked_until = greatest(locked_until, now() + %s)"
+                        " WHERE scope = %s AND key = %s"
+                        " RETURNING extract(epoch FROM locked_until - now())",
                         (timedelta(seconds=delay), scope, key),
-                    )
-        return None
+                    ).fetchone()[0]  # type: ignore[index]
+        if not was_locked:
+            return None
+        scopes = tuple(k for k, _ in keys if k in was_locked)  # user first
+        return Locked(scopes, float(max(until[s] for s in scopes)))
 
     def succeeded(self, username: str, address: str) -> None:
         with self._tx() as conn:

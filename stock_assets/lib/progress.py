@@ -166,12 +166,12 @@ def measure_stages(
         producer = max((t for t in times.values() if t is not None), default=None)
     reference = now if kind == "live" else producer
     stages = []
-    upstream: datetime | None = None
+    upstream: datetime | None = None  # the nearest upstream stage holding data
     for name in STAGE_NAMES:
         event_time = producer if name == PRODUCER else times.get(name)
         behind = None if name == PRODUCER else _seconds(upstream, event_time)
         stages.append(StageProgress(name, event_time, _seconds(reference, event_time), behind))
-        upstream = event_time
+        upstream = event_time or upstream
     return kind, reference, stages
 
 
@@ -387,6 +387,9 @@ def summary(progress: Progress) -> str:
         parts.append("every stage is current")
     else:
         parts.append(f"{worst.stage} lags {format_lag(worst.behind_upstream_s)} behind its input")
+    empty = [s.stage for s in progress.stages if s.event_time is None]
+    if empty and progress.stage(PRODUCER).event_time is not None:
+        parts.append(f"no data yet in {', '.join(empty)}")
     gaps = progress.gap_offsets
     parts.append(f"{gaps} offsets in ledger gaps" if gaps else "no ledger gaps")
     return "; ".join(parts)

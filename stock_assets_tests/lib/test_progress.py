@@ -97,3 +97,14 @@ def test_stage_times_of_daily_and_minute_rows() -> None:
     )
     assert progress.stage_time(T, "minute", tz) == T + timedelta(minutes=1)
     assert progress.stage_time(None, "instant", tz) is None
+
+
+def test_an_empty_stage_is_named_and_skipped_as_upstream() -> None:
+    times = {"bars_1m": T, "signals": T - timedelta(days=3)}  # no ticks, no daily stages
+    kind, reference, stages = progress.measure_stages(times, None, NOW)
+    snapshot = progress.Progress(kind, None, reference, NOW, stages)
+    assert reference == T  # the newest loaded event time stands in for the producer
+    assert snapshot.stage("signals").behind_upstream_s == 3 * 86400  # behind bars_1m
+    text = progress.summary(snapshot)
+    assert "signals lags 3.0 d" in text
+    assert "no data yet in raw_ticks, bars_daily, indicators" in text
