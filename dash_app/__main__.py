@@ -18,7 +18,7 @@ from typing import Any
 from werkzeug.security import generate_password_hash
 
 from dash_app.settings import DashSettings
-from stock_assets.lib.settings import ConfigError
+from stock_assets.lib.settings import ConfigError, DbSettings
 
 log = logging.getLogger("dash_app")
 
@@ -55,12 +55,33 @@ def serve(settings: DashSettings) -> None:
     DashboardServer().run()
 
 
-def main(argv: list[str] | None = None) -> int:
+def check_warehouse(db_settings: DbSettings) -> None:
+    """Fail fast, with the fix, when the login tables (migration 0010) are missing."""
+    import psycopg
+
+    try:
+        with psycopg.connect(db_settings.conninfo(), connect_timeout=5) as conn:
+            found = conn.execute("SELECT to_regclass('dashboard.sessions')").fetchone()
+    except psycopg.OperationalError as exc:
+        raise ConfigError(f"warehouse at {db_settings.describe()} unreachable: {exc}") from exc
+    if not found or found[0] is None:
+        raise ConfigError(
+            f"warehouse {db_settings.describe()} has no dashboard.sessions table (migration "
+            "0010): run `stockctl migrate` (make services-up does)"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dash_app", description=__doc__)
     parser.add_argument("command", nargs="?", default="serve", choices=("serve", "hash-password"))
     parser.add_argument("--host", help="override dash_settings.host")
     parser.add_argument("--port", type=int, help="override dash_settings.port")
-    args = parser.parse_args(argv)
+    parser.add_argument("--workers", type=int, help="override dash_settings.workers (gunicorn)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     if args.command == "hash-password":
@@ -73,9 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     try:
-        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        chosen = (("host", args.host), ("port", args.port), ("workers", args.workers))
+        overrides = {k: v for k, v in chosen if v is not None}
         settings = DashSettings.load(**overrides)
         settings.validate_for_startup()
+        check_warehouse(DbSettings.load())
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

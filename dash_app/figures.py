@@ -381,11 +381,12 @@ def progress_figure(found: progress.Progress) -> go.Figure:
         not progress.freshness_verdict(found, st.stage).passed if st.stage in budgets else False
         for st in measured
     ]
-    hours = [(st.lag_s or 0.0) / 3600 for st in measured]
+    longest = max(st.lag_s or 0.0 for st in measured)
+    unit, size = ("days", 86400.0) if longest > 2 * 86400 else ("hours", 3600.0)
     fig = go.Figure(
         go.Bar(
             y=[st.stage for st in measured],
-            x=hours,
+            x=[(st.lag_s or 0.0) / size for st in measured],
             orientation="h",
             text=[progress.format_lag(st.lag_s) for st in measured],
             textposition="auto",
@@ -394,7 +395,7 @@ def progress_figure(found: progress.Progress) -> go.Figure:
     )
     fig.update_layout(
         template="plotly_white",
-        title=f"Lag per stage, hours behind the {found.reference_label}",
+        title=f"Lag per stage, {unit} behind the {found.reference_label}",
         height=300,
         margin={"l": 110, "r": 20, "t": 40, "b": 30},
     )
@@ -431,6 +432,7 @@ def stage_table(found: progress.Progress) -> list[dict[str, Any]]:
     budgets = progress.LAG_BUDGET_S[found.kind]
     rows = []
     for row, st in zip(progress.stage_rows(found), found.stages, strict=True):
+        row["budget"], row["status"] = "", ""
         if st.stage in budgets:
             verdict = progress.freshness_verdict(found, st.stage)
             row["budget"] = progress.format_lag(verdict.budget_s)

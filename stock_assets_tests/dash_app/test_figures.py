@@ -167,10 +167,12 @@ def test_progress_figures_name_the_lagging_stage_and_the_gaps() -> None:
     bars = fig.data[0]
     assert list(bars.y) == ["producer", "raw_ticks", "bars_1m", "bars_daily", "indicators"]
     assert list(bars.x[:3]) == [0, 0, 0]  # 22 years of wall clock, no event-time lag
-    assert bars.x[3] == pytest.approx(30 * 24)
+    assert bars.x[3] == pytest.approx(30)  # in days: the longest lag is over two days
     assert list(bars.marker.color) == [figures.UP] * 3 + [figures.DOWN] * 2
-    assert "producer event time" in fig.layout.title.text
-    rows = {r["stage"]: r for r in figures.stage_table(found)}
+    assert "days behind the producer event time" in fig.layout.title.text
+    table_rows = figures.stage_table(found)
+    assert all(set(r) == set(table_rows[0]) for r in table_rows)  # columns come from row 0
+    rows = {r["stage"]: r for r in table_rows}
     assert rows["bars_daily"]["status"] == "LAGGING" and rows["raw_ticks"]["status"] == "ok"
     assert rows["signals"]["event time"] is None and rows["signals"]["status"] == "LAGGING"
     offsets = figures.offsets_figure(found)
