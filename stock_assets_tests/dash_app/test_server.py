@@ -4,20 +4,16 @@ worker answers."""
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bench.harness import free_port
+from bench.harness import free_port, serve_dashboard
 from dash_app.settings import DEV_PASSWORD
 from stock_assets.lib.settings import DbSettings
 
@@ -41,32 +37,14 @@ def children(pid: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def server(dash_db: DbSettings) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
     env = {
-        **os.environ,
-        "STOCK_DASH_PORT": str(port),
         "STOCK_DASH_WORKERS": str(WORKERS),
         "STOCK_DASH_SECRET_KEY": secrets.token_urlsafe(48),
         "STOCK_DASH_DAGSTER_GRAPHQL_URL": f"http://127.0.0.1:{free_port()}/graphql",
         "STOCK_DB_DBNAME": dash_db.dbname,
     }
-    proc = subprocess.Popen([sys.executable, "-m", "dash_app"], env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            assert proc.poll() is None, f"dash_app exited with {proc.returncode}"
-            try:
-                if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not answer within 90 s"
-            time.sleep(0.5)
-        yield url, proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the master stops its workers gracefully
-        proc.wait(30)
+    with serve_dashboard(env) as served:
+        yield served.url, served.process
 
 
 def sign_in(client: httpx.Client, url: str, password: str) -> httpx.Response:
