@@ -302,13 +302,16 @@ def measure(
     partitions: list[PartitionProgress] = []
     kafka_error = None
     if consumer is not None:
+        from confluent_kafka import KafkaException
+
         try:
             watermarks = read_watermarks(consumer, topic, timeout_s)
-            partitions = partition_progress(ledger.coverage(conn, topic), watermarks)
             times[PRODUCER], kafka_source = newest_tick(consumer, topic, watermarks, timeout_s)
-            source = kafka_source or source
-        except Exception as exc:  # an unreachable broker is a state of the page, not a crash
+        except (KafkaException, LookupError) as exc:  # unreachable broker: a state, not a crash
             kafka_error = f"{type(exc).__name__}: {exc}"
+        else:
+            partitions = partition_progress(ledger.coverage(conn, topic), watermarks)
+            source = kafka_source or source
     kind, reference, stages = measure_stages(times, source, now)
     return Progress(kind, source, reference, now, stages, partitions, kafka_error)
 

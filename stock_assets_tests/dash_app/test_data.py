@@ -320,3 +320,13 @@ def test_parse_materialized_through() -> None:
     }
     assert dagster.parse_materialized_through(payload) == date(2004, 3, 5)
     assert dagster.parse_materialized_through({"data": {"assetNodeOrError": {}}}) is None
+
+
+def test_progress_with_kafka_unreachable_is_a_state_not_an_exception(
+    warehouse: Warehouse,
+) -> None:
+    settings = KafkaSettings.load(bootstrap_servers="127.0.0.1:1")
+    found = pipeline_progress(warehouse, settings, 1.0)
+    assert found.kafka_error and "KafkaException" in found.kafka_error
+    assert found.partitions == []
+    assert found.stage("bars_1m").event_time is not None  # the warehouse side still measured
