@@ -1,8 +1,9 @@
 """Dashboard: time to the first complete market chart for a year of 1-minute bars vs one day.
 
 One symbol, one NYSE year of GBM 1-minute bars (~98k, XNYS calendar) COPYed into a bench-private
-database. The real app (login, router, market callback, server-side time_bucket) is served on
-loopback and driven by real headless Chromium (Debian chromium + chromedriver). One round =
+database. The real app (login, router, market callback, server-side time_bucket) is served as in
+production — `python -m dash_app`, gunicorn with 2 workers — on loopback and driven by real
+headless Chromium (Debian chromium + chromedriver). One round =
 navigate to /market?symbol=..&start=..&end=.. and wait until plotly has drawn every candle of the
 figure Dash received. Rounds alternate day/year after one warm-up of each; the medians are
 compared. Targets: year_s <= 1.5 and ratio = year_s / day_s <= 2. Writes
@@ -22,12 +23,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from dash_app.app import Services, create_app
-from dash_app.data import Warehouse
+from bench import harness
+from dash_app.data.warehouse import Warehouse
 from dash_app.settings import DEV_PASSWORD, DashSettings
 from stock_assets.lib import db, migrations
 from stock_assets.lib.settings import DbSettings
-from stock_assets_tests.dash_app import harness
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dashboard.json"
 SYMBOL = "BENCH"
@@ -62,8 +62,6 @@ def run(rounds: int) -> dict[str, Any]:
         print(f"loaded {bars.height} 1-minute bars of {SYMBOL} in {t_copy:.2f}s (COPY)")
         settings = DashSettings.load()
         warehouse = Warehouse(db_settings, exchange_tz=settings.display_tz)
-        services = Services(settings, warehouse, kafka=None, search=None, search_prefix="bench")
-        app = create_app(settings, services)
 
         # the server side alone, for the record
         from dash_app.ranges import day_bounds
@@ -81,7 +79,8 @@ def run(rounds: int) -> dict[str, Any]:
 
         driver = harness.make_driver()
         try:
-            with harness.serve(app.server) as served:
+            env = {"STOCK_DB_DBNAME": name, "STOCK_DASH_WORKERS": "2"}
+            with harness.serve_dashboard(env) as served:
                 harness.login(driver, served.url, settings.username, DEV_PASSWORD)
                 for span in (DAY, YEAR):  # warm-up: browser cache, Python imports, pool
                     load_chart(driver, served.url, span)
@@ -118,6 +117,7 @@ def run(rounds: int) -> dict[str, Any]:
         "server": server_s,
         "browser_console_errors": [e["message"] for e in errors],
         "browser": "Debian chromium (headless) via selenium + /usr/bin/chromedriver",
+        "web_server": "gunicorn (python -m dash_app), 2 workers x 4 threads",
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

@@ -11,7 +11,10 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from dash_app.data import Bars, DagsterStatus, Freshness, KafkaStatus
+from dash_app.data.dagster import DagsterStatus
+from dash_app.data.kafka import KafkaStatus
+from dash_app.data.warehouse import Bars
+from stock_assets.lib import progress
 from stock_assets.lib.indicators import compute_indicators
 
 GL_THRESHOLD = 2000  # more points than this per line → WebGL (Scattergl) instead of SVG
@@ -148,154 +151,25 @@ def market_figure(
     if frame.is_empty():
         return empty_figure(f"No bars for {bars.symbol} in the selected range")
     x = to_local(frame["ts"], tz)
-    n = frame.height
-    gl = n > GL_THRESHOLD
-    if (
-        bars.bucket >= timedelta(days=1)
-        and stored_indicators is not None
-        and not stored_indicators.is_empty()
-    ):
-        ind = stored_indicators_on_bars(frame, stored_indicators, tz)
-        source = "analytics.indicators"
-    else:
-        ind = bar_indicators(frame)
-        source = f"computed on {bars.label} candles"
-
+    gl = frame.height > GL_THRESHOLD
+    ind, source = chart_indicators(bars, stored_indicators, tz)
     fig = make_subplots(
-        rows=4,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.02,
-        row_heights=[0.55, 0.13, 0.14, 0.18],
-        subplot_titles=None,
+        rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.02, row_heights=PANE_HEIGHTS
     )
-    fig.add_trace(
-        go.Candlestick(
-            x=x,
-            open=frame["open"].to_numpy(),
-            high=frame["high"].to_numpy(),
-            low=frame["low"].to_numpy(),
-            close=frame["close"].to_numpy(),
-            name=bars.symbol,
-            increasing={"line": {"color": UP, "width": 1}},
-            decreasing={"line": {"color": DOWN, "width": 1}},
-            showlegend=False,
-        ),
-        row=1,
-        col=1,
-    )
-    for name in OVERLAYS:
-        fig.add_trace(
-            _line(
-                x, ind[name].to_numpy(), name.upper().replace("_", " "), OVERLAY_COLORS[name], gl
-            ),
-            row=1,
-            col=1,
-        )
-    bb_color = OVERLAY_COLORS["bb"]
-    fig.add_trace(
-        _line(x, ind["bb_upper"].to_numpy(), "BB upper", bb_color, gl, legendgroup="bb"),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        _line(
-            x,
-            ind["bb_lower"].to_numpy(),
-            "BB lower",
-            bb_color,
-            gl,
-            legendgroup="bb",
-            fill="tonexty",
-            fillcolor="rgba(150,150,150,0.08)",
-        ),
-        row=1,
-        col=1,
-    )
-    if signals is not None and not signals.is_empty():
-        for side, symbol_, color in (("buy", "triangle-up", UP), ("sell", "triangle-down", DOWN)):
-            s = signals.filter(pl.col("side") == side)
-            if s.is_empty():
-                continue
-            hover = [
-                f"<b>{side.upper()}</b> {st} (strength {sg:.2f})<br>{rs}"
-                for st, sg, rs in zip(s["strategy"], s["strength"], s["reason"], strict=True)
-            ]
-            fig.add_trace(
-                go.Scatter(
-                    x=local_ms(signal_x(s["session_date"].to_list(), bars.bucket)),
-                    y=s["price"].to_numpy(),
-                    mode="markers",
-                    name=f"{side} signals",
-                    marker={"symbol": symbol_, "size": 12, "color": color, "line": {"width": 1}},
-                    hovertext=hover,
-                    hoverinfo="text",
-                ),
-                row=1,
-                col=1,
-            )
-    placed = alert_markers(frame, alerts, tz) if alerts is not None else None
-    if placed is not None and not placed.is_empty():
-        fig.add_trace(
-            go.Scatter(
-                x=local_ms(signal_x(placed["session_date"].to_list(), bars.bucket)),
-                y=placed["close"].to_numpy(),
-                mode="markers",
-                name="alerts",
-                marker={"symbol": "star", "size": 14, "color": ALERT_COLOR, "line": {"width": 1}},
-                hovertext=placed["message"].to_list(),
-                hoverinfo="text",
-            ),
-            row=1,
-            col=1,
-        )
-    up = (frame["close"] >= frame["open"]).to_numpy()
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=frame["volume"].to_numpy(),
-            name="Volume",
-            marker={"color": np.where(up, UP, DOWN), "line": {"width": 0}},
-            showlegend=False,
-        ),
-        row=2,
-        col=1,
-    )
-    fig.add_trace(_line(x, ind["rsi_14"].to_numpy(), "RSI 14", "#7e57c2", gl), row=3, col=1)
+    for row, traces in (
+        (1, [candles(bars, x), *overlay_traces(x, ind, gl)]),
+        (1, signal_traces(signals, bars.bucket)),
+        (1, alert_traces(frame, alerts, tz, bars.bucket)),
+        (2, [volume_trace(frame, x)]),
+        (3, [_line(x, ind["rsi_14"].to_numpy(), "RSI 14", "#7e57c2", gl)]),
+        (4, macd_traces(x, ind, gl)),
+    ):
+        for trace in traces:
+            fig.add_trace(trace, row=row, col=1)
     for level in (30, 70):
         fig.add_hline(y=level, line={"dash": "dot", "width": 1, "color": "#999"}, row=3, col=1)
-    hist = ind["macd_hist"].to_numpy()
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=hist,
-            name="MACD hist",
-            marker={"color": np.where(np.nan_to_num(hist) >= 0, UP, DOWN), "line": {"width": 0}},
-            showlegend=False,
-        ),
-        row=4,
-        col=1,
-    )
-    fig.add_trace(_line(x, ind["macd"].to_numpy(), "MACD", "#1565c0", gl), row=4, col=1)
-    fig.add_trace(
-        _line(x, ind["macd_signal"].to_numpy(), "MACD signal", "#ef6c00", gl), row=4, col=1
-    )
-
-    rangebreaks: list[dict[str, Any]] = []
-    if not gl:
-        rangebreaks.append({"bounds": ["sat", "mon"]})
-        if _session_only(x, bars.bucket):
-            close_h = SESSION_CLOSE.hour + SESSION_CLOSE.minute / 60
-            open_h = SESSION_OPEN.hour + SESSION_OPEN.minute / 60
-            rangebreaks.append({"bounds": [close_h, open_h], "pattern": "hour"})
-    fig.update_xaxes(
-        type="date", rangebreaks=rangebreaks, showspikes=True, spikemode="across", spikethickness=1
-    )
-    fig.update_xaxes(rangeslider={"visible": False}, row=1, col=1)
-    fig.update_yaxes(title_text="Price", row=1, col=1)
-    fig.update_yaxes(title_text="Vol", row=2, col=1)
-    fig.update_yaxes(title_text="RSI", range=[0, 100], row=3, col=1)
-    fig.update_yaxes(title_text="MACD", row=4, col=1)
+    style_market_axes(fig, x, bars.bucket, gl)
+    n = frame.height
     fig.update_layout(
         template="plotly_white",
         title={
@@ -309,6 +183,147 @@ def market_figure(
         meta={"symbol": bars.symbol, "candles": n, "bucket": bars.label, "webgl": gl},
     )
     return fig
+
+
+PANE_HEIGHTS = [0.55, 0.13, 0.14, 0.18]  # price, volume, RSI, MACD
+
+
+def chart_indicators(bars: Bars, stored: pl.DataFrame | None, tz: str) -> tuple[pl.DataFrame, str]:
+    """The indicator columns aligned to the candles, and where they come from."""
+    if bars.bucket >= timedelta(days=1) and stored is not None and not stored.is_empty():
+        return stored_indicators_on_bars(bars.frame, stored, tz), "analytics.indicators"
+    return bar_indicators(bars.frame), f"computed on {bars.label} candles"
+
+
+def candles(bars: Bars, x: np.ndarray) -> go.Candlestick:
+    frame = bars.frame
+    return go.Candlestick(
+        x=x,
+        open=frame["open"].to_numpy(),
+        high=frame["high"].to_numpy(),
+        low=frame["low"].to_numpy(),
+        close=frame["close"].to_numpy(),
+        name=bars.symbol,
+        increasing={"line": {"color": UP, "width": 1}},
+        decreasing={"line": {"color": DOWN, "width": 1}},
+        showlegend=False,
+    )
+
+
+def overlay_traces(x: np.ndarray, ind: pl.DataFrame, gl: bool) -> list[Any]:
+    """SMA/EMA lines and the Bollinger band (filled between its lines) on the price pane."""
+    lines = [
+        _line(x, ind[name].to_numpy(), name.upper().replace("_", " "), OVERLAY_COLORS[name], gl)
+        for name in OVERLAYS
+    ]
+    bb = OVERLAY_COLORS["bb"]
+    return [
+        *lines,
+        _line(x, ind["bb_upper"].to_numpy(), "BB upper", bb, gl, legendgroup="bb"),
+        _line(
+            x,
+            ind["bb_lower"].to_numpy(),
+            "BB lower",
+            bb,
+            gl,
+            legendgroup="bb",
+            fill="tonexty",
+            fillcolor="rgba(150,150,150,0.08)",
+        ),
+    ]
+
+
+def signal_traces(signals: pl.DataFrame | None, bucket: timedelta) -> list[go.Scatter]:
+    """Buy/sell markers at each signal's session, hovering its strategy, strength and reason."""
+    if signals is None or signals.is_empty():
+        return []
+    traces = []
+    for side, marker, color in (("buy", "triangle-up", UP), ("sell", "triangle-down", DOWN)):
+        s = signals.filter(pl.col("side") == side)
+        if s.is_empty():
+            continue
+        hover = [
+            f"<b>{side.upper()}</b> {st} (strength {sg:.2f})<br>{rs}"
+            for st, sg, rs in zip(s["strategy"], s["strength"], s["reason"], strict=True)
+        ]
+        traces.append(
+            go.Scatter(
+                x=local_ms(signal_x(s["session_date"].to_list(), bucket)),
+                y=s["price"].to_numpy(),
+                mode="markers",
+                name=f"{side} signals",
+                marker={"symbol": marker, "size": 12, "color": color, "line": {"width": 1}},
+                hovertext=hover,
+                hoverinfo="text",
+            )
+        )
+    return traces
+
+
+def alert_traces(
+    frame: pl.DataFrame, alerts: pl.DataFrame | None, tz: str, bucket: timedelta
+) -> list[go.Scatter]:
+    placed = alert_markers(frame, alerts, tz) if alerts is not None else None
+    if placed is None or placed.is_empty():
+        return []
+    return [
+        go.Scatter(
+            x=local_ms(signal_x(placed["session_date"].to_list(), bucket)),
+            y=placed["close"].to_numpy(),
+            mode="markers",
+            name="alerts",
+            marker={"symbol": "star", "size": 14, "color": ALERT_COLOR, "line": {"width": 1}},
+            hovertext=placed["message"].to_list(),
+            hoverinfo="text",
+        )
+    ]
+
+
+def volume_trace(frame: pl.DataFrame, x: np.ndarray) -> go.Bar:
+    up = (frame["close"] >= frame["open"]).to_numpy()
+    return go.Bar(
+        x=x,
+        y=frame["volume"].to_numpy(),
+        name="Volume",
+        marker={"color": np.where(up, UP, DOWN), "line": {"width": 0}},
+        showlegend=False,
+    )
+
+
+def macd_traces(x: np.ndarray, ind: pl.DataFrame, gl: bool) -> list[Any]:
+    hist = ind["macd_hist"].to_numpy()
+    return [
+        go.Bar(
+            x=x,
+            y=hist,
+            name="MACD hist",
+            marker={"color": np.where(np.nan_to_num(hist) >= 0, UP, DOWN), "line": {"width": 0}},
+            showlegend=False,
+        ),
+        _line(x, ind["macd"].to_numpy(), "MACD", "#1565c0", gl),
+        _line(x, ind["macd_signal"].to_numpy(), "MACD signal", "#ef6c00", gl),
+    ]
+
+
+def style_market_axes(fig: go.Figure, x: np.ndarray, bucket: timedelta, gl: bool) -> None:
+    """Date axes without weekends (and nights, for session-only intraday candles); pane titles.
+
+    WebGL traces do not support rangebreaks: above GL_THRESHOLD points the axis keeps the gaps.
+    """
+    rangebreaks: list[dict[str, Any]] = []
+    if not gl:
+        rangebreaks.append({"bounds": ["sat", "mon"]})
+        if _session_only(x, bucket):
+            close_h = SESSION_CLOSE.hour + SESSION_CLOSE.minute / 60
+            open_h = SESSION_OPEN.hour + SESSION_OPEN.minute / 60
+            rangebreaks.append({"bounds": [close_h, open_h], "pattern": "hour"})
+    fig.update_xaxes(
+        type="date", rangebreaks=rangebreaks, showspikes=True, spikemode="across", spikethickness=1
+    )
+    fig.update_xaxes(rangeslider={"visible": False}, row=1, col=1)
+    for row, title in enumerate(("Price", "Vol", "RSI", "MACD"), start=1):
+        fig.update_yaxes(title_text=title, row=row, col=1)
+    fig.update_yaxes(range=[0, 100], row=3, col=1)
 
 
 def equity_figure(equity: pl.DataFrame, tz: str, account: str) -> go.Figure:
@@ -355,38 +370,93 @@ def counts_figure(
     return fig
 
 
-def format_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "no data"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if abs(seconds) >= size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} s"
-
-
-def freshness_figure(rows: Sequence[Freshness]) -> go.Figure:
-    present = [r for r in rows if r.lag_s is not None]
-    if not present:
-        return empty_figure("No pipeline table has data yet")
-    hours = [max(r.lag_s or 0.0, 0.0) / 3600 for r in present]
+def progress_figure(found: progress.Progress) -> go.Figure:
+    """Lag per stage behind the reference (producer event time for replay, wall clock for live),
+    red where a stage is over its freshness budget."""
+    measured = [st for st in found.stages if st.lag_s is not None]
+    if not measured:
+        return empty_figure("No stage has data yet")
+    budgets = progress.LAG_BUDGET_S[found.kind]
+    red = [
+        not progress.freshness_verdict(found, st.stage).passed if st.stage in budgets else False
+        for st in measured
+    ]
+    longest = max(st.lag_s or 0.0 for st in measured)
+    unit, size = ("days", 86400.0) if longest > 2 * 86400 else ("hours", 3600.0)
     fig = go.Figure(
         go.Bar(
-            y=[r.asset for r in present],
-            x=hours,
+            y=[st.stage for st in measured],
+            x=[(st.lag_s or 0.0) / size for st in measured],
             orientation="h",
-            text=[format_age(r.lag_s) for r in present],
+            text=[progress.format_lag(st.lag_s) for st in measured],
             textposition="auto",
-            marker={"color": ["#ef5350" if h > 24 else "#26a69a" for h in hours]},
+            marker={"color": [DOWN if r else UP for r in red]},
         )
     )
     fig.update_layout(
         template="plotly_white",
-        title="Data age per asset (hours since newest row)",
-        height=320,
-        margin={"l": 150, "r": 20, "t": 40, "b": 30},
+        title=f"Lag per stage, {unit} behind the {found.reference_label}",
+        height=300,
+        margin={"l": 110, "r": 20, "t": 40, "b": 30},
     )
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+def offsets_figure(found: progress.Progress) -> go.Figure:
+    """Per partition: offsets in ledger gaps (left behind) and in the tail (not loaded yet)."""
+    if found.kafka_error:
+        return empty_figure(f"Kafka unreachable: {found.kafka_error}")
+    if not found.partitions:
+        return empty_figure("No ticks topic partitions")
+    x = [f"p{p.partition}" for p in found.partitions]
+    fig = go.Figure(
+        [
+            go.Bar(x=x, y=[p.gap_offsets for p in found.partitions], name="gap", marker_color=DOWN),
+            go.Bar(
+                x=x, y=[p.tail for p in found.partitions], name="tail", marker_color=ALERT_COLOR
+            ),
+        ]
+    )
+    fig.update_layout(
+        template="plotly_white",
+        title="Ticks topic vs ingest ledger: offsets neither loaded nor dead-lettered",
+        barmode="stack",
+        height=300,
+        margin={"l": 60, "r": 20, "t": 40, "b": 40},
+    )
+    return fig
+
+
+def stage_table(found: progress.Progress) -> list[dict[str, Any]]:
+    budgets = progress.LAG_BUDGET_S[found.kind]
+    rows = []
+    for row, st in zip(progress.stage_rows(found), found.stages, strict=True):
+        row["budget"], row["status"] = "", ""
+        if st.stage in budgets:
+            verdict = progress.freshness_verdict(found, st.stage)
+            row["budget"] = progress.format_lag(verdict.budget_s)
+            row["status"] = "ok" if verdict.passed else "LAGGING"
+        rows.append(row)
+    return records(rows)
+
+
+def partition_table(found: progress.Progress) -> list[dict[str, Any]]:
+    return records(
+        [
+            {
+                "partition": p.partition,
+                "first retained": p.low,
+                "end offset": p.high,
+                "loaded through": p.covered_end,
+                "gap offsets": p.gap_offsets,
+                "gap ranges": ", ".join(f"{a}-{b}" for a, b in p.gaps[:10])
+                + (" …" if len(p.gaps) > 10 else ""),
+                "tail (not loaded yet)": p.tail,
+            }
+            for p in found.partitions
+        ]
+    )
 
 
 def kafka_lag_figure(status: KafkaStatus) -> go.Figure:

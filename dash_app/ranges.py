@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,21 @@ QUICK_RANGES: dict[str, timedelta | None] = {
     "1Y": timedelta(days=366),
     "All": None,
 }
+# Resolution choices of the market page: the smallest bucket a candle may have ("auto": from the
+# data's density, see `density`).
+RESOLUTIONS: dict[str, timedelta | None] = {
+    "auto": None,
+    "1 min": timedelta(minutes=1),
+    "5 min": timedelta(minutes=5),
+    "1 h": timedelta(hours=1),
+    "1 day": timedelta(days=1),
+    "1 week": timedelta(days=7),
+}
+Density = Literal["daily", "intraday"]
+# A full session has 390 one-minute bars; replayed daily bars give ~18 prints a session. Below
+# this many bars per session the data is daily at heart and minute buckets would show dots.
+SPARSE_BARS_PER_SESSION = 60
+DEFAULT_SESSIONS: dict[Density, int] = {"daily": 120, "intraday": 10}
 _RANGE_KEY = re.compile(r"^xaxis\d*\.range\[(0|1)\]$")
 _AUTORANGE_KEY = re.compile(r"^xaxis\d*\.autorange$")
 
@@ -86,3 +101,20 @@ def zoom_range(relayout: dict[str, Any] | None, tz: str) -> tuple[datetime, date
     if hi <= lo:
         return None
     return lo.astimezone(UTC), hi.astimezone(UTC)
+
+
+def density(bar_times: list[datetime], tz: str) -> Density:
+    """ "daily" when the newest bars hold fewer than SPARSE_BARS_PER_SESSION per session."""
+    if not bar_times:
+        return "intraday"
+    zone = ZoneInfo(tz)
+    sessions = {t.astimezone(zone).date() for t in bar_times}
+    return "daily" if len(bar_times) / len(sessions) < SPARSE_BARS_PER_SESSION else "intraday"
+
+
+def min_bucket(resolution: str | None, data_density: Density) -> timedelta:
+    """The smallest candle for a resolution choice; "auto" follows the data's density."""
+    chosen = RESOLUTIONS.get(resolution or "auto")
+    if chosen is not None:
+        return chosen
+    return timedelta(days=1) if data_density == "daily" else timedelta(minutes=1)

@@ -34,6 +34,10 @@ class DashSettings(JsonBackedSettings):
     password_hash: SecretStr  # werkzeug generate_password_hash (scrypt/pbkdf2), never plaintext
     secret_key: SecretStr | None = None  # Flask session signing key
     session_cookie_secure: bool = False  # true behind TLS
+    session_lifetime_h: float = Field(12.0, gt=0)  # server-side session expiry
+    trusted_proxies: int = Field(0, ge=0)  # reverse proxies whose X-Forwarded-For is trusted
+    workers: int = Field(2, ge=1)  # gunicorn worker processes
+    threads: int = Field(4, ge=1)  # threads per worker (callbacks wait on I/O)
     live_refresh_s: float = Field(5.0, ge=0.5)
     max_candles: int = Field(5000, ge=100, le=20000)  # the server buckets bars to at most this
     display_tz: str = "America/New_York"

@@ -13,7 +13,7 @@ export DAGSTER_HOME=$STATE_DIR/dagster
 REPLAY_SPEED=${STOCK_REPLAY_SPEED:-3600}
 APPS=(
   "dagster|$ROOT_DIR/.venv/bin/dagster dev -w $ROOT_DIR/workspace.yaml -h 127.0.0.1 -p $DAGSTER_PORT"
-  "dash|$PY -m dash_app"
+  "dash|$PY -m dash_app serve --workers 2"
   "streaming|$PY -m spark.streaming"
   "producer|$PY -m stock_assets.cli produce --source replay --dataset daily --speed $REPLAY_SPEED --checkpoint $STATE_DIR/replay.ckpt"
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from stock_assets.defs import analytics, ingest, market, risk, search, trading
+from stock_assets.defs import analytics, ingest, market, monitoring, risk, search, trading
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
 from stock_assets.defs.search.resources import SearchResource
 from stock_assets.defs.warehouse import jobs as warehouse_jobs
@@ -19,6 +19,7 @@ defs = dg.Definitions.merge(
     ingest.defs,
     market.defs,
     analytics.defs,
+    monitoring.defs,
     risk.defs,
     search.defs,
     trading.defs,

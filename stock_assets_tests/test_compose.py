@@ -66,6 +66,10 @@ def test_command_modules_and_files_exist(name: str) -> None:
         from stock_assets.cli import build_parser
 
         build_parser().parse_args(command[3:])  # the subcommand and its flags exist
+    if command[:3] == ["python", "-m", "dash_app"]:
+        from dash_app.__main__ import build_parser as dash_parser
+
+        assert dash_parser().parse_args(command[3:]).command == "serve"  # gunicorn
 
 
 def test_every_stock_env_var_is_a_setting() -> None:

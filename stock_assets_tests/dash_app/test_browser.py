@@ -14,12 +14,19 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from dash_app.app import Services
-from dash_app.settings import DashSettings
+from bench import harness
+from dash_app.app import create_app
+from dash_app.services import Services
+from dash_app.settings import DEV_PASSWORD, DashSettings
 from stock_assets.lib.search import indexing, templates
 from stock_assets.lib.settings import DbSettings
-from stock_assets_tests.dash_app import harness
-from stock_assets_tests.dash_app.conftest import OTHER_SYMBOL, REPLAY_SYMBOL, YEAR_SYMBOL
+from stock_assets_tests.dash_app.conftest import (
+    DAILY_LAST_SESSION,
+    DAILY_SYMBOL,
+    OTHER_SYMBOL,
+    REPLAY_SYMBOL,
+    YEAR_SYMBOL,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -186,17 +193,92 @@ def test_portfolio_page_shows_equity_positions_and_orders(
     assert "sma_crossover" in backtests and "sharpe" in backtests and "1.25" in backtests
 
 
-def test_pipeline_page_reports_freshness_lag_and_unreachable_dagster(
+def test_pipeline_page_reports_event_time_progress_gaps_and_unreachable_dagster(
     logged_in: webdriver.Chrome, served: harness.ServedApp
 ) -> None:
     logged_in.get(f"{served.url}/pipeline")
     wait(logged_in, 30).until(
-        lambda d: "market/bars_1m" in d.find_element(By.ID, "pipeline-freshness").text
+        lambda d: "bars_daily" in d.find_element(By.ID, "pipeline-progress").text
     )
+    progress = logged_in.find_element(By.ID, "pipeline-progress").text
+    assert "lag (producer event time)" in progress  # no live provider: event time
+    assert "2026-08-07 20:00:00" in progress  # the newest bar's end, bars_1m's event time
+    summary = logged_in.find_element(By.ID, "pipeline-summary").text
+    assert "replay stream" in summary and "lags" in summary
     wait(logged_in, 30).until(
-        lambda d: "partition positions" in d.find_element(By.ID, "pipeline-kafka-status").text
+        lambda d: "gap offsets" in d.find_element(By.ID, "pipeline-offsets").text
     )
     assert "market.ticks" in logged_in.find_element(By.ID, "pipeline-ledger").text
     wait(logged_in, 30).until(
         lambda d: "Dagster unreachable" in d.find_element(By.ID, "pipeline-dagster-status").text
     )
+
+
+def test_market_default_view_shows_daily_candles_of_replayed_daily_data(
+    logged_in: webdriver.Chrome, served: harness.ServedApp
+) -> None:
+    logged_in.get(f"{served.url}/market?symbol={DAILY_SYMBOL}")
+    state = harness.wait_for_chart(logged_in, DAILY_SYMBOL)
+    assert state["meta"]["bucket"] == "1 day"
+    assert state["meta"]["candles"] == 120  # the newest 120 sessions that hold data
+    end = logged_in.find_element(By.CSS_SELECTOR, ".dash-datepicker-end-date").get_attribute(
+        "value"
+    )
+    assert end == DAILY_LAST_SESSION.isoformat()
+    # an explicit resolution still wins: hourly candles of the same sessions
+    logged_in.find_element(By.ID, "market-resolution").click()
+    wait(logged_in).until(
+        ec.element_to_be_clickable((By.XPATH, "//*[@role='option'][normalize-space()='1 h']"))
+    ).click()
+    hourly = harness.wait_for_chart(logged_in, DAILY_SYMBOL, different_from=state)
+    assert hourly["meta"]["bucket"] == "1 h"
+
+
+def test_a_saved_cookie_is_rejected_after_logout(
+    logged_in: webdriver.Chrome, served: harness.ServedApp
+) -> None:
+    harness.wait_for_chart(logged_in, REPLAY_SYMBOL)
+    saved = logged_in.get_cookie("stock_dash_session")
+    assert saved is not None
+    logged_in.find_element(By.ID, "nav-logout").click()
+    wait(logged_in).until(ec.presence_of_element_located((By.ID, "login-form")))
+    logged_in.delete_all_cookies()
+    logged_in.add_cookie({k: saved[k] for k in ("name", "value", "path")})
+    logged_in.get(f"{served.url}/market")
+    wait(logged_in).until(ec.presence_of_element_located((By.ID, "login-form")))
+    assert "/login" in logged_in.current_url
+    status = logged_in.execute_script("return fetch('/_dash-layout').then(r => r.status)")
+    assert status == 401
+    logged_in.get_log("browser")  # the deliberate 401 above
+
+
+@pytest.fixture
+def lockable(
+    dash_settings: DashSettings, app_services: Services, dash_db: DbSettings
+) -> Iterator[harness.ServedApp]:
+    """A second app with its own user on the same warehouse; its locks are removed afterwards
+    (they hold the shared loopback address too)."""
+    from stock_assets.lib import db
+
+    settings = dash_settings.model_copy(update={"username": "lockme"})
+    with harness.serve(create_app(settings, app_services).server) as served_app:
+        yield served_app
+    with db.connect(dash_db) as conn:
+        conn.execute("DELETE FROM dashboard.login_failures")
+        conn.commit()
+
+
+def test_twenty_wrong_passwords_lock_the_login_with_a_clear_message(
+    browser: webdriver.Chrome, lockable: harness.ServedApp
+) -> None:
+    browser.get(f"{lockable.url}/logout")
+    for _ in range(20):
+        harness.login(browser, lockable.url, "lockme", "not-the-password")
+    error = wait(browser).until(ec.presence_of_element_located((By.ID, "login-error")))
+    assert "Too many failed sign-in attempts for this user" in error.text
+    assert "try again in" in error.text
+    harness.login(browser, lockable.url, "lockme", DEV_PASSWORD)  # right password, still locked
+    error = wait(browser).until(ec.presence_of_element_located((By.ID, "login-error")))
+    assert "Sign-in is locked" in error.text
+    assert "/login" in browser.current_url
+    browser.get_log("browser")  # the refused POSTs answer 401/429, which Chromium logs

@@ -8,8 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from dash_app import data
-from dash_app.data import Warehouse, bars_query, parse_dagster_status, pick_bucket
+from dash_app.data import dagster, kafka
+from dash_app.data import warehouse as data
+from dash_app.data.dagster import parse_dagster_status
+from dash_app.data.progress import pipeline_progress
+from dash_app.data.warehouse import Warehouse, bars_query, pick_bucket
 from dash_app.ranges import day_bounds
 from stock_assets.lib import db
 from stock_assets.lib.settings import DbSettings, KafkaSettings
@@ -17,6 +20,8 @@ from stock_assets_tests.dash_app.conftest import (
     ACCOUNT,
     ALERTS,
     BACKTESTS,
+    DAILY_LAST_SESSION,
+    DAILY_SYMBOL,
     OTHER_SYMBOL,
     REPLAY_SYMBOL,
     YEAR,
@@ -166,11 +171,19 @@ def test_backtests_are_the_latest_per_strategy_and_symbol_with_explicit_columns(
         assert [row[c] for c in metrics] == pytest.approx(list(values))
 
 
-def test_freshness_and_ledger(warehouse: Warehouse) -> None:
-    rows = {r.asset: r for r in warehouse.freshness()}
-    bars = rows["market/bars_1m"]
-    assert bars.latest is not None and bars.lag_s is not None and bars.lag_s > 0
-    assert rows["market/raw_ticks"].latest is None  # empty table: no data, not an error
+def test_progress_and_ledger(warehouse: Warehouse, kafka_settings: KafkaSettings) -> None:
+    deadline = time.monotonic() + 30
+    # the session's topics are new: their partitions may still be electing leaders
+    while (found := pipeline_progress(warehouse, kafka_settings, 5.0)).kafka_error:
+        assert time.monotonic() < deadline, found.kafka_error
+        time.sleep(0.5)
+    by = {s.stage: s for s in found.stages}
+    # the newest bar of the fixtures: AAPL/MSFT minute bars of 2026-08-07 (GBM) end 16:00 NY
+    assert by["bars_1m"].event_time == datetime(2026, 8, 7, 20, tzinfo=UTC)
+    assert by["raw_ticks"].event_time is None  # empty table: no data, not an error
+    assert by["signals"].event_time == datetime(2026, 8, 4, 20, tzinfo=UTC)
+    assert {p.partition for p in found.partitions} == set(range(6))
+    assert found.kind == "replay"  # no tick names a live provider
     ledger = warehouse.ledger()
     assert ledger[0]["topic"] == "market.ticks" and ledger[0]["loaded_offset"] == 500
 
@@ -181,27 +194,25 @@ def test_kafka_status_against_the_real_broker(kafka_settings: KafkaSettings) -> 
     topic = topic_name(TICKS, kafka_settings.topic_prefix)
     deadline = time.monotonic() + 30
     while True:  # the session's topics are new: their partitions may still be electing leaders
-        status = data.kafka_status(kafka_settings, [topic], {(topic, 0): 0}, timeout_s=5)
+        status = kafka.kafka_status(kafka_settings, [topic], timeout_s=5)
         assert status.reachable, status.error
         if all(p.error is None for p in status.partitions) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    ledger = [p for p in status.partitions if p.consumer == "ledger"]
-    assert {p.partition for p in ledger} == set(range(TICKS.partitions))
-    assert all(p.lag is not None and p.lag >= 0 for p in ledger)
+    assert all(p.lag is not None and p.lag >= 0 for p in status.partitions if not p.error)
 
 
 def test_kafka_status_unreachable_is_a_state_not_an_exception() -> None:
     settings = KafkaSettings.load(bootstrap_servers="127.0.0.1:1")
-    status = data.kafka_status(settings, ["market.ticks"], {}, timeout_s=1)
+    status = kafka.kafka_status(settings, ["market.ticks"], timeout_s=1)
     assert not status.reachable
     assert "Kafka unreachable" in (status.error or "")
 
 
 def test_dagster_unreachable_is_a_state_not_an_exception() -> None:
-    from stock_assets_tests.dash_app.harness import free_port
+    from bench.harness import free_port
 
-    status = data.dagster_status(f"http://127.0.0.1:{free_port()}/graphql", 1.0)
+    status = dagster.dagster_status(f"http://127.0.0.1:{free_port()}/graphql", 1.0)
     assert not status.reachable
     assert "Dagster unreachable" in (status.error or "")
 
@@ -211,8 +222,8 @@ def test_dagster_query_is_valid_for_the_installed_dagster_schema() -> None:
     from graphql import parse, validate
 
     schema = create_schema()
-    errors = validate(schema.graphql_schema, parse(data.DAGSTER_QUERY))
-    assert errors == []
+    for query in (dagster.DAGSTER_QUERY, dagster.MATERIALIZED_QUERY):
+        assert validate(schema.graphql_schema, parse(query)) == []
 
 
 def test_parse_dagster_status() -> None:
@@ -277,3 +288,45 @@ def test_parse_dagster_status() -> None:
         "FAILED",
     )
     assert parse_dagster_status({"errors": [{"message": "boom"}]}).error == "boom"
+
+
+def test_recent_sessions_and_density_of_a_replayed_daily_symbol(warehouse: Warehouse) -> None:
+    from dash_app.ranges import density
+
+    sessions = warehouse.recent_sessions(DAILY_SYMBOL, 120)
+    assert len(sessions) == 120 and sessions[0] == DAILY_LAST_SESSION
+    assert sessions == sorted(sessions, reverse=True)
+    assert len(set(sessions)) == 120
+    assert density(warehouse.newest_bar_times(DAILY_SYMBOL), TZ) == "daily"
+    assert density(warehouse.newest_bar_times(YEAR_SYMBOL), TZ) == "intraday"
+    assert warehouse.recent_sessions("NOPE", 5) == []
+
+
+def test_parse_materialized_through() -> None:
+    payload = {
+        "data": {
+            "assetNodeOrError": {
+                "__typename": "AssetNode",
+                "assetPartitionStatuses": {
+                    "__typename": "TimePartitionStatuses",
+                    "ranges": [
+                        {"endKey": "2004-03-01", "status": "MATERIALIZED"},
+                        {"endKey": "2004-03-09", "status": "FAILED"},
+                        {"endKey": "2004-03-05", "status": "MATERIALIZED"},
+                    ],
+                },
+            }
+        }
+    }
+    assert dagster.parse_materialized_through(payload) == date(2004, 3, 5)
+    assert dagster.parse_materialized_through({"data": {"assetNodeOrError": {}}}) is None
+
+
+def test_progress_with_kafka_unreachable_is_a_state_not_an_exception(
+    warehouse: Warehouse,
+) -> None:
+    settings = KafkaSettings.load(bootstrap_servers="127.0.0.1:1")
+    found = pipeline_progress(warehouse, settings, 1.0)
+    assert found.kafka_error and "KafkaException" in found.kafka_error
+    assert found.partitions == []
+    assert found.stage("bars_1m").event_time is not None  # the warehouse side still measured

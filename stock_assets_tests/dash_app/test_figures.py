@@ -10,17 +10,19 @@ import polars as pl
 import pytest
 
 from dash_app import figures
-from dash_app.data import (
-    ALERT_SCHEMA,
-    BAR_SCHEMA,
-    Bars,
-    DagsterStatus,
-    Freshness,
-    KafkaStatus,
-    PartitionLag,
-    bucket_label,
+from dash_app.data.dagster import DagsterStatus
+from dash_app.data.kafka import KafkaStatus, PartitionLag
+from dash_app.data.warehouse import ALERT_SCHEMA, BAR_SCHEMA, Bars, bucket_label
+from dash_app.ranges import (
+    RESOLUTIONS,
+    day_bounds,
+    density,
+    min_bucket,
+    parse_query,
+    quick_range,
+    zoom_range,
 )
-from dash_app.ranges import day_bounds, parse_query, quick_range, zoom_range
+from stock_assets.lib import progress
 
 TZ = "America/New_York"
 
@@ -142,20 +144,65 @@ def test_empty_bars_give_a_message_not_an_error() -> None:
     assert "No bars" in fig.layout.annotations[0].text
 
 
+def replay_progress() -> progress.Progress:
+    """A replayed 2004 stream: raw ticks current, bars_daily 30 days behind, a 50-offset gap."""
+    t = datetime(2004, 3, 9, 20, 55, tzinfo=UTC)
+    times = {
+        progress.PRODUCER: t,
+        "raw_ticks": t,
+        "bars_1m": t,
+        "bars_daily": t - timedelta(days=30),
+        "indicators": t - timedelta(days=30),
+    }
+    kind, reference, stages = progress.measure_stages(times, "replay", datetime.now(UTC))
+    partitions = progress.partition_progress(
+        {0: [(0, 100), (150, 200)], 1: [(0, 10)]}, {0: (0, 210), 1: (0, 10)}
+    )
+    return progress.Progress(kind, "replay", reference, datetime.now(UTC), stages, partitions)
+
+
+def test_progress_figures_name_the_lagging_stage_and_the_gaps() -> None:
+    found = replay_progress()
+    fig = figures.progress_figure(found)
+    bars = fig.data[0]
+    assert list(bars.y) == ["producer", "raw_ticks", "bars_1m", "bars_daily", "indicators"]
+    assert list(bars.x[:3]) == [0, 0, 0]  # 22 years of wall clock, no event-time lag
+    assert bars.x[3] == pytest.approx(30)  # in days: the longest lag is over two days
+    assert list(bars.marker.color) == [figures.UP] * 3 + [figures.DOWN] * 2
+    assert "days behind the producer event time" in fig.layout.title.text
+    table_rows = figures.stage_table(found)
+    assert all(set(r) == set(table_rows[0]) for r in table_rows)  # columns come from row 0
+    rows = {r["stage"]: r for r in table_rows}
+    assert rows["bars_daily"]["status"] == "LAGGING" and rows["raw_ticks"]["status"] == "ok"
+    assert rows["signals"]["event time"] is None and rows["signals"]["status"] == "LAGGING"
+    offsets = figures.offsets_figure(found)
+    assert [list(t.y) for t in offsets.data] == [[50, 0], [10, 0]]  # gap, tail per partition
+    table = figures.partition_table(found)
+    assert table[0]["gap offsets"] == 50 and table[0]["gap ranges"] == "100-150"
+    assert table[0]["tail (not loaded yet)"] == 10
+
+
 def test_pipeline_figures() -> None:
-    now = datetime.now(UTC)
-    fresh = [
-        Freshness("market/bars_1m", "market.bars_1m", now, 90.0),
-        Freshness("x", "x.y", None, None),
-    ]
-    assert len(figures.freshness_figure(fresh).data[0].y) == 1
     down = figures.kafka_lag_figure(KafkaStatus(False, "Kafka unreachable at x"))
     assert "unreachable" in down.layout.annotations[0].text
-    up = KafkaStatus(True, None, [PartitionLag("t", 0, 10, 4, "ledger")])
+    up = KafkaStatus(True, None, [PartitionLag("t", 0, 10, 4, "spark")])
     assert list(figures.kafka_lag_figure(up).data[0].y) == [6]
     sensors, checks = figures.dagster_tables(DagsterStatus(False, "Dagster unreachable"))
     assert sensors == [] and checks == []
-    assert figures.format_age(7200) == "2.0 h"
+    assert progress.format_lag(7200) == "2.0 h"
+
+
+def test_resolution_follows_the_density_of_the_data() -> None:
+    start = datetime(2004, 3, 1, 14, 30, tzinfo=UTC)
+    # replayed daily bars: 18 prints a session over 30 sessions
+    daily_like = [start + timedelta(days=d, minutes=20 * i) for d in range(30) for i in range(18)]
+    minute = [start + timedelta(minutes=i) for i in range(400)]
+    assert density(daily_like, TZ) == "daily"
+    assert density(minute, TZ) == "intraday"
+    assert density([], TZ) == "intraday"
+    assert min_bucket("auto", "daily") == timedelta(days=1)
+    assert min_bucket("auto", "intraday") == timedelta(minutes=1)
+    assert min_bucket("1 h", "daily") == RESOLUTIONS["1 h"]
 
 
 def test_records_make_tables_json_safe() -> None:

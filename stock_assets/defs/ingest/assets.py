@@ -1,6 +1,5 @@
 """raw_ticks: exact Kafka offset ranges of the ticks topic → market.raw_ticks, exactly once."""
 
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -36,10 +35,7 @@ class RawTicksConfig(dg.Config):
     kinds={"kafka", "timescaledb"},
     check_specs=[dg.AssetCheckSpec(LEDGER_MATCHES_ROWS, asset=RAW_TICKS, blocking=True)],
     pool="raw_ticks",
-    # ticks flow during the session: by 17:00 New York on weekdays a load is < 8 h old
-    freshness_policy=dg.FreshnessPolicy.cron(
-        deadline_cron="0 17 * * 1-5", lower_bound_delta=timedelta(hours=8), timezone=TIMEZONE
-    ),
+    # freshness: event-time checks in defs/monitoring/checks.py (not a wall-clock policy)
 )
 def raw_ticks(
     context: dg.AssetExecutionContext,

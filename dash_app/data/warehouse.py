@@ -1,5 +1,5 @@
-"""Data access for the dashboard: TimescaleDB through a psycopg 3 pool, Kafka watermarks and the
-Dagster GraphQL API. Bound parameters only; identifiers come from fixed whitelists.
+"""The warehouse (TimescaleDB) for the dashboard: read-only queries through a psycopg 3 pool.
+Bound parameters only; identifiers come from fixed whitelists.
 
 Bars are bucketed by the *server*: `pick_bucket` chooses the smallest bucket that keeps the visible
 range under `max_candles` calendar buckets, and `time_bucket` aggregates in SQL, so a year of
@@ -11,11 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import httpx
 import polars as pl
 import psycopg
 from psycopg import sql
@@ -23,7 +22,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
 from stock_assets.lib import indicators, signals
-from stock_assets.lib.settings import DbSettings, KafkaSettings
+from stock_assets.lib.settings import DbSettings
 
 STATEMENT_TIMEOUT_MS = 15_000
 READ_ONLY_OPTIONS = (
@@ -70,25 +69,16 @@ BACKTEST_COLUMNS = (
     "last_session",
     "run_at",
 )
-# (label, table, time column): what "freshness" means per asset, newest first in the UI.
-FRESHNESS_TABLES: tuple[tuple[str, str, str], ...] = (
-    ("market/raw_ticks", "market.raw_ticks", "ts"),
-    ("market/live_bars_1m", "market.live_bars_1m", "ts"),
-    ("market/bars_1m", "market.bars_1m", "ts"),
-    ("market/bars_daily", "market.bars_daily", "session_date"),
-    ("analytics/indicators", "analytics.indicators", "session_date"),
-    ("analytics/signals", "analytics.signals", "session_date"),
-    ("trading/orders", "trading.orders", "created_at"),
-    ("trading/equity", "trading.equity", "ts"),
-    ("ingest/kafka_offsets", "ingest.kafka_offsets", "loaded_at"),
-)
 
 
-def pick_bucket(start: datetime, end: datetime, max_candles: int) -> timedelta:
-    """The smallest bucket in BUCKETS that splits [start, end) into at most `max_candles`."""
+def pick_bucket(
+    start: datetime, end: datetime, max_candles: int, min_bucket: timedelta = BUCKETS[0]
+) -> timedelta:
+    """The smallest bucket in BUCKETS, at least `min_bucket`, that splits [start, end) into at
+    most `max_candles`."""
     span = max(end - start, timedelta(minutes=1))
     for bucket in BUCKETS:
-        if math.ceil(span / bucket) <= max_candles:
+        if bucket >= min_bucket and math.ceil(span / bucket) <= max_candles:
             return bucket
     return BUCKETS[-1]
 
@@ -115,66 +105,6 @@ class Bars:
     @property
     def label(self) -> str:
         return bucket_label(self.bucket)
-
-
-@dataclass(frozen=True)
-class Freshness:
-    asset: str
-    table: str
-    latest: datetime | None
-    lag_s: float | None
-    exists: bool = True
-
-
-@dataclass(frozen=True)
-class PartitionLag:
-    topic: str
-    partition: int
-    high: int  # end offset (next offset to be written)
-    position: int | None  # ledger end offset or committed offset
-    consumer: str  # "ledger" or the consumer group
-    error: str | None = None  # this partition's watermark could not be read (e.g. no leader yet)
-
-    @property
-    def lag(self) -> int | None:
-        if self.position is None or self.error:
-            return None
-        return max(self.high - self.position, 0)
-
-
-@dataclass(frozen=True)
-class KafkaStatus:
-    reachable: bool
-    error: str | None = None
-    partitions: list[PartitionLag] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SensorRun:
-    location: str
-    name: str
-    status: str  # RUNNING / STOPPED
-    last_tick_status: str | None
-    last_tick_at: datetime | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    asset: str
-    check: str
-    status: str | None  # SUCCEEDED / FAILED / ... ; None = never executed
-    executed_at: datetime | None
-    severity: str | None
-    description: str | None
-
-
-@dataclass(frozen=True)
-class DagsterStatus:
-    reachable: bool
-    error: str | None = None
-    sensors: list[SensorRun] = field(default_factory=list)
-    checks: list[CheckResult] = field(default_factory=list)
 
 
 def _utc(value: datetime) -> datetime:
@@ -252,13 +182,40 @@ class Warehouse:
         *,
         max_candles: int = 5000,
         table: str = "bars_1m",
+        min_bucket: timedelta = BUCKETS[0],
     ) -> Bars:
-        """OHLCV of `symbol` in [start, end), bucketed in SQL to at most `max_candles` candles."""
+        """OHLCV of `symbol` in [start, end), bucketed in SQL to at most `max_candles` candles
+        of at least `min_bucket` each."""
         start, end = _utc(start), _utc(end)
-        bucket = pick_bucket(start, end, max_candles)
+        bucket = pick_bucket(start, end, max_candles, min_bucket)
         query, params = bars_query(symbol, start, end, bucket, table, self.exchange_tz)
         rows = self._rows(query, params)
         return Bars(symbol, start, end, bucket, _frame(rows, BAR_SCHEMA))
+
+    def newest_bar_times(self, symbol: str, limit: int = 400) -> list[datetime]:
+        """The start times of the newest `limit` bars of `symbol` (an index scan), newest first."""
+        rows = self._rows(
+            "SELECT ts FROM market.bars_1m WHERE symbol = %s ORDER BY ts DESC LIMIT %s",
+            (symbol, limit),
+        )
+        return [r[0] for r in rows]
+
+    def recent_sessions(self, symbol: str, n: int) -> list[date]:
+        """The newest `n` exchange-local days holding bars of `symbol`, newest first: one index
+        probe per day (a recursive skip scan), however dense the bars are."""
+        rows = self._rows(
+            "WITH RECURSIVE d(day) AS ("
+            "  (SELECT (ts AT TIME ZONE %(tz)s)::date FROM market.bars_1m"
+            "   WHERE symbol = %(s)s ORDER BY ts DESC LIMIT 1)"
+            "  UNION ALL"
+            "  SELECT (SELECT (b.ts AT TIME ZONE %(tz)s)::date FROM market.bars_1m b"
+            "          WHERE b.symbol = %(s)s AND b.ts < (d.day::timestamp AT TIME ZONE %(tz)s)"
+            "          ORDER BY b.ts DESC LIMIT 1)"
+            "  FROM d WHERE d.day IS NOT NULL"
+            ") SELECT day FROM d WHERE day IS NOT NULL LIMIT %(n)s",
+            {"s": symbol, "tz": self.exchange_tz, "n": n},
+        )
+        return [r[0] for r in rows]
 
     def live_bars(self, symbol: str, window: timedelta = timedelta(hours=6)) -> Bars:
         """The last `window` of live 1-minute bars (Spark streaming) up to the newest one."""
@@ -345,25 +302,6 @@ class Warehouse:
 
     # --- pipeline ----------------------------------------------------------------------------
 
-    def freshness(self) -> list[Freshness]:
-        """Newest row per pipeline table (max of its time column, index-served) and its age."""
-        out = []
-        with self.connection() as conn:
-            for label, table, column in FRESHNESS_TABLES:
-                if not conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]:  # type: ignore[index]
-                    out.append(Freshness(label, table, None, None, exists=False))
-                    continue
-                schema, name = table.split(".")
-                query = sql.SQL(
-                    "SELECT latest, extract(epoch FROM now() - latest::timestamptz)"
-                    " FROM (SELECT max({c}) AS latest FROM {t}) m"
-                ).format(c=sql.Identifier(column), t=sql.Identifier(schema, name))
-                latest, lag = conn.execute(query).fetchone()  # type: ignore[misc]
-                if isinstance(latest, date) and not isinstance(latest, datetime):
-                    latest = datetime.combine(latest, datetime.min.time(), UTC)
-                out.append(Freshness(label, table, latest, None if lag is None else float(lag)))
-        return out
-
     def ledger(self) -> list[dict[str, Any]]:
         """The Kafka ingest ledger per (topic, partition): loaded end offset, rows, last load."""
         return self._dicts(
@@ -409,169 +347,3 @@ def bars_query(
         " FROM {t} {where} GROUP BY bucket ORDER BY bucket"
     ).format(b=bucket_expr, t=_table(table), where=where)
     return query, params
-
-
-# --- Kafka ---------------------------------------------------------------------------------------
-
-
-def kafka_status(
-    settings: KafkaSettings,
-    topics: Sequence[str],
-    ledger_offsets: dict[tuple[str, int], int],
-    timeout_s: float,
-) -> KafkaStatus:
-    """End offsets of `topics` vs the ingest ledger and every consumer group's committed offsets.
-
-    Every broker call carries `timeout_s`; an unreachable broker gives `reachable=False`.
-    """
-    from confluent_kafka import Consumer as KafkaConsumer
-    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-    from confluent_kafka.admin import AdminClient
-
-    timeout_ms = int(timeout_s * 1000)
-    base: dict[str, str | int | float | bool] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": f"{settings.client_id}.dashboard",
-        "socket.timeout.ms": timeout_ms,
-        "socket.connection.setup.timeout.ms": timeout_ms,
-    }
-    consumer = KafkaConsumer({**base, "group.id": f"{settings.client_id}.dashboard-probe"})
-    partitions: list[PartitionLag] = []
-    highs: dict[tuple[str, int], int] = {}
-    try:
-        metadata = consumer.list_topics(timeout=timeout_s)
-        for topic in topics:
-            described = metadata.topics.get(topic)
-            if described is None or described.error is not None:
-                continue
-            for p in sorted(described.partitions):
-                loaded = ledger_offsets.get((topic, p), 0)
-                try:
-                    _, high = consumer.get_watermark_offsets(
-                        TopicPartition(topic, p), timeout=timeout_s, cached=False
-                    )
-                except KafkaException as exc:  # one partition without a leader is not an outage
-                    partitions.append(PartitionLag(topic, p, -1, loaded, "ledger", str(exc)))
-                    continue
-                highs[(topic, p)] = high
-                partitions.append(PartitionLag(topic, p, high, loaded, "ledger"))
-        admin = AdminClient(base)
-        listed = admin.list_consumer_groups(request_timeout=timeout_s).result(timeout=timeout_s)
-        groups = sorted(g.group_id for g in listed.valid)
-        for group in groups:
-            request = [ConsumerGroupTopicPartitions(group)]
-            futures = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)
-            result = futures[group].result(timeout=timeout_s)
-            partitions.extend(
-                PartitionLag(
-                    tp.topic, tp.partition, highs[(tp.topic, tp.partition)], tp.offset, group
-                )
-                for tp in result.topic_partitions
-                if (tp.topic, tp.partition) in highs and tp.offset >= 0
-            )
-    except (KafkaException, TimeoutError, RuntimeError) as exc:
-        return KafkaStatus(False, f"Kafka unreachable at {settings.bootstrap_servers}: {exc}")
-    finally:
-        consumer.close()
-    return KafkaStatus(True, None, partitions)
-
-
-# --- Dagster -------------------------------------------------------------------------------------
-
-DAGSTER_QUERY = """
-query DashboardPipelineStatus {
-  repositoriesOrError {
-    __typename
-    ... on RepositoryConnection {
-      nodes {
-        name
-        location { name }
-        sensors {
-          name
-          sensorState {
-            status
-            ticks(limit: 1) { status timestamp error { message } skipReason }
-          }
-        }
-        assetNodes {
-          assetKey { path }
-          assetChecksOrError {
-            __typename
-            ... on AssetChecks {
-              checks {
-                name
-                executionForLatestMaterialization {
-                  status
-                  timestamp
-                  evaluation { severity description }
-                }
-              }
-            }
-          }
-        }
-      }
-    }
-    ... on PythonError { message }
-  }
-}
-"""
-
-
-def _ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def parse_dagster_status(payload: dict[str, Any]) -> DagsterStatus:
-    """DagsterStatus from a GraphQL response of DAGSTER_QUERY (pure; tested without a server)."""
-    if payload.get("errors"):
-        return DagsterStatus(True, "; ".join(e.get("message", "?") for e in payload["errors"]))
-    repos = payload.get("data", {}).get("repositoriesOrError", {})
-    if repos.get("__typename") != "RepositoryConnection":
-        return DagsterStatus(True, repos.get("message", "Dagster returned no repositories"))
-    sensors, checks = [], []
-    for repo in repos["nodes"]:
-        location = repo["location"]["name"]
-        for sensor in repo["sensors"]:
-            state = sensor["sensorState"]
-            tick = state["ticks"][0] if state["ticks"] else None
-            error = tick and (tick.get("error") or {}).get("message")
-            sensors.append(
-                SensorRun(
-                    location,
-                    sensor["name"],
-                    state["status"],
-                    tick and tick["status"],
-                    _ts(tick and tick["timestamp"]),
-                    error or (tick and tick.get("skipReason")),
-                )
-            )
-        for node in repo["assetNodes"]:
-            found = node["assetChecksOrError"]
-            if found.get("__typename") != "AssetChecks":
-                continue
-            for check in found["checks"]:
-                run = check["executionForLatestMaterialization"] or {}
-                evaluation = run.get("evaluation") or {}
-                checks.append(
-                    CheckResult(
-                        "/".join(node["assetKey"]["path"]),
-                        check["name"],
-                        run.get("status"),
-                        _ts(run.get("timestamp")),
-                        evaluation.get("severity"),
-                        evaluation.get("description"),
-                    )
-                )
-    sensors.sort(key=lambda s: (s.location, s.name))
-    checks.sort(key=lambda c: (c.asset, c.check))
-    return DagsterStatus(True, None, sensors, checks)
-
-
-def dagster_status(url: str, timeout_s: float) -> DagsterStatus:
-    """Sensors' last ticks and asset checks' latest results; unreachable → reachable=False."""
-    try:
-        response = httpx.post(url, json={"query": DAGSTER_QUERY}, timeout=timeout_s)
-        response.raise_for_status()
-        return parse_dagster_status(response.json())
-    except (httpx.HTTPError, ValueError) as exc:
-        return DagsterStatus(False, f"Dagster unreachable at {url}: {exc}")

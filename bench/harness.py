@@ -1,11 +1,17 @@
-"""Shared by the dashboard's browser tests and bench/dashboard.py: a headless Chromium driven by
-selenium, the Dash app served on a free loopback port in a thread, and minute bars to load."""
+"""Browser harness shared by bench/dashboard.py and the dashboard's browser tests: a headless
+Chromium driven by selenium, a WSGI app served on a free loopback port in a thread, minute bars
+to load. Tooling, not product: it lives with the benchmarks (which must not import the tests), and
+the tests import it from here; nothing under dash_app/ or stock_assets/ does."""
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -78,6 +84,12 @@ class ServedApp:
     thread: threading.Thread
 
 
+@dataclass
+class ServedProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
 def serve(wsgi_app: Any, port: int | None = None) -> Iterator[ServedApp]:
     """Serve a WSGI app (the Dash app's Flask server) on 127.0.0.1 in a daemon thread."""
@@ -91,6 +103,38 @@ def serve(wsgi_app: Any, port: int | None = None) -> Iterator[ServedApp]:
     finally:
         server.shutdown()
         thread.join(10)
+
+
+@contextmanager
+def serve_dashboard(env: dict[str, str], timeout_s: float = 90) -> Iterator[ServedProcess]:
+    """`python -m dash_app` (gunicorn) on a free loopback port with STOCK_* overrides in `env`;
+    stopped (SIGTERM to its process group: master and workers) afterwards."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dash_app"],
+        env={**os.environ, **env, "STOCK_DASH_PORT": str(port)},
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"python -m dash_app exited with {proc.returncode}")
+            try:
+                if httpx.get(f"{url}/login", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the dashboard did not answer within {timeout_s} s")
+            time.sleep(0.5)
+        yield ServedProcess(url, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the master stops its workers gracefully
+        proc.wait(30)
 
 
 def login(driver: webdriver.Chrome, base_url: str, username: str, password: str) -> None:

@@ -1,0 +1,1 @@
+"""One module per dashboard page: `layout(...)` and `register(app, services)`."""
