@@ -44,7 +44,8 @@ lint: python  ## ruff + mypy
 	.venv/bin/mypy stock_assets spark dash_app bench
 
 bench: setup services-up  ## every benchmark under bench/ (results in bench/results/)
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $$(ls bench/*.py | grep -v -e __init__ -e harness); do \
+		echo "== $$b"; $(PY) -m bench.$$(basename $$b .py) || exit 1; done
 
 clean: services-down  ## stop services and remove local state (keeps the build cache)
 	rm -rf .local/data .local/log .local/run .local/dagster
