@@ -12,7 +12,8 @@ from psycopg_pool import ConnectionPool
 from pydantic import PrivateAttr
 
 from stock_assets.lib import kafka_admin
-from stock_assets.lib.settings import ConfigError, DbSettings, KafkaSettings
+from stock_assets.lib.db import connect, connection_error
+from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.topics import TopicSpec, topic_name
 
 
@@ -59,23 +60,26 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection (a direct one outside a run); commits on success."""
-        if self._pool is None:
-            from stock_assets.lib.db import connect
+        """A pooled connection (a direct one outside a run); commits on success.
 
-            with connect(self.settings()) as conn:
-                yield conn
+        A server that is down, or goes away mid-transaction, raises WarehouseUnavailable (the run
+        retries); one that rejects the settings raises ConfigError (it does not).
+        """
+        settings = self.settings()
+        if self._pool is None:
+            try:
+                with connect(settings) as conn:
+                    yield conn
+            except psycopg.OperationalError as exc:
+                raise connection_error(settings, exc) from exc
             return
-        timeout = self.settings().connect_timeout_s
         if self._pool.closed:
             self._pool.open(wait=False)
         try:
-            with self._pool.connection(timeout=timeout) as conn:
+            with self._pool.connection(timeout=settings.connect_timeout_s) as conn:
                 yield conn
         except psycopg.OperationalError as exc:
-            raise ConfigError(
-                f"warehouse at {self.settings().describe()} unreachable: {exc}"
-            ) from exc
+            raise connection_error(settings, exc) from exc
 
 
 class KafkaResource(dg.ConfigurableResource):
