@@ -19,6 +19,7 @@ the cursor and requested as soon as this run is done.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import dagster as dg
@@ -72,7 +73,7 @@ def partition_run_request(start: date, end: date, run_key: str) -> dg.RunRequest
     )
 
 
-def touched_spans(records: list[dg.EventLogRecord], first: date, last: date) -> list[DateSpan]:
+def touched_spans(records: Sequence[dg.EventLogRecord], first: date, last: date) -> list[DateSpan]:
     """The partition_spans of raw_ticks materializations, clipped to existing partitions."""
     spans = []
     for record in records:
