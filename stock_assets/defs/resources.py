@@ -8,12 +8,13 @@ from typing import Any
 
 import dagster as dg
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import PrivateAttr
 
 from stock_assets.lib import kafka_admin
 from stock_assets.lib.db import connect, connection_error
-from stock_assets.lib.settings import DbSettings, KafkaSettings
+from stock_assets.lib.errors import WarehouseUnavailable
+from stock_assets.lib.settings import ConfigError, DbSettings, KafkaSettings
 from stock_assets.lib.topics import TopicSpec, topic_name
 
 
@@ -45,7 +46,10 @@ class WarehouseResource(dg.ConfigurableResource):
         return DbSettings.load(**overrides)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._pool = ConnectionPool(
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ConnectionPool:
+        return ConnectionPool(
             self.settings().conninfo(),
             min_size=0,
             max_size=self.pool_max_size,
@@ -78,8 +82,31 @@ class WarehouseResource(dg.ConfigurableResource):
         try:
             with self._pool.connection(timeout=settings.connect_timeout_s) as conn:
                 yield conn
+        except PoolTimeout as exc:
+            # the pool does not say why it has no connection: one direct attempt names the cause
+            self._discard_pool()
+            raise self._diagnose(settings) from exc
         except psycopg.OperationalError as exc:
+            self._discard_pool()
             raise connection_error(settings, exc) from exc
+
+    def _discard_pool(self) -> None:
+        """Drop a pool after an outage: its background reconnects back off on their own clock
+        (1, 2, 4 ... s); the step's RetryPolicy decides when to try again, with a fresh pool."""
+        if self._pool is not None:
+            self._pool.close(timeout=0)
+            self._pool = self._new_pool()
+
+    @staticmethod
+    def _diagnose(settings: DbSettings) -> Exception:
+        try:
+            connect(settings).close()
+        except (ConfigError, WarehouseUnavailable) as exc:
+            return exc
+        return WarehouseUnavailable(
+            f"warehouse at {settings.describe()}: no pooled connection within "
+            f"{settings.connect_timeout_s}s (the server answers again now)"
+        )
 
 
 class KafkaResource(dg.ConfigurableResource):
