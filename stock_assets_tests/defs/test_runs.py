@@ -22,7 +22,7 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
 
-from stock_assets.defs import ingest, market
+from stock_assets.defs import ingest
 from stock_assets.defs.ingest.assets import (
     PARTITION_SPANS,
     RAW_TICKS,
