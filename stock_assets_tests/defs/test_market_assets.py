@@ -94,6 +94,7 @@ def graph(
             downstream = sessions_after_ingest(ctx)
         if isinstance(downstream, dg.SkipReason):
             break
+        assert isinstance(downstream, dg.SensorResult)
         cursor = downstream.cursor
         (request,) = downstream.run_requests or []
         requests.append(request)

@@ -43,7 +43,15 @@ from stock_assets_tests.defs.conftest import add_run_in_flight, produce
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ("AAPL", "MSFT", "IBM", "GOOG", "FB", "NVDA", "AMZN", "TSLA", "ORCL", "INTC", "AMD")
 SESSION_OPEN = datetime(2026, 8, 3, 9, 30, tzinfo=ZoneInfo("America/New_York"))
-HEAVY = ("exchange_calendars", "pandas", "pyspark", "py4j", "elasticsearch", "talib", "dash")
+HEAVY: tuple[str, ...] = (
+    "exchange_calendars",
+    "pandas",
+    "pyspark",
+    "py4j",
+    "elasticsearch",
+    "talib",
+    "dash",
+)
 HEAVY += ("plotly", "httpx", "sklearn", "statsforecast", "mlflow", "dagster_pyspark", "pyarrow")
 
 
@@ -79,7 +87,9 @@ def tick(
     resources: dict[str, object], instance: dg.DagsterInstance
 ) -> dg.SensorResult | dg.SkipReason:
     with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
-        return kafka_ticks_sensor(ctx)  # type: ignore[no-any-return]
+        result = kafka_ticks_sensor(ctx)
+    assert isinstance(result, dg.SensorResult | dg.SkipReason)
+    return result
 
 
 def requested_ranges(result: dg.SensorResult | dg.SkipReason) -> dict[int, tuple[int, int]]:
@@ -182,7 +192,9 @@ def sessions_tick(
     instance: dg.DagsterInstance, cursor: str | None
 ) -> dg.SensorResult | dg.SkipReason:
     with dg.build_sensor_context(instance=instance, cursor=cursor) as ctx:
-        return sessions_after_ingest(ctx)  # type: ignore[no-any-return]
+        result = sessions_after_ingest(ctx)
+    assert isinstance(result, dg.SensorResult | dg.SkipReason)
+    return result
 
 
 def span_of(result: dg.SensorResult | dg.SkipReason) -> tuple[str, str]:
