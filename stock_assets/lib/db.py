@@ -39,7 +39,10 @@ def connection_error(settings: DbSettings, exc: psycopg.OperationalError) -> Exc
             f"the warehouse at {settings.describe()} rejects the settings "
             f"(db_settings.host/port/dbname/user/password, env STOCK_DB_*): {exc}".strip()
         )
-    return WarehouseUnavailable(f"warehouse at {settings.describe()} unreachable: {exc}".strip())
+    return WarehouseUnavailable(
+        f"warehouse at {settings.describe()} unreachable, retry when it is back "
+        f"(it is set by db_settings.host/port, env STOCK_DB_*): {exc}".strip()
+    )
 
 
 def connect(settings: DbSettings, *, autocommit: bool = False) -> psycopg.Connection:
