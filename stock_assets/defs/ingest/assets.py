@@ -33,6 +33,14 @@ TRANSIENT_RETRY_POLICY = dg.RetryPolicy(
 BAD_INPUT = (tick_loader.RangeConflict, ConfigError, ValueError)
 
 
+def not_retried(exc: Exception) -> dg.Failure:
+    """A failure the RetryPolicy skips: bad input or settings, which a retry cannot fix."""
+    return dg.Failure(
+        description=f"not retried, bad input or settings ({type(exc).__name__}): {exc}",
+        allow_retries=False,
+    )
+
+
 class OffsetRangeConfig(dg.Config):
     partition: int
     start: int  # first offset, inclusive
@@ -66,9 +74,13 @@ def raw_ticks(
     kafka: KafkaResource,
 ) -> dg.MaterializeResult:
     """Raw trade prints from the Kafka ticks topic, loaded by exact offset range."""
-    topic = config.topic or kafka.topic(TICKS)
-    ranges = [tick_loader.OffsetRange(r.partition, r.start, r.end) for r in config.ranges]
-    settings = kafka.settings()
+    try:
+        topic = config.topic or kafka.topic(TICKS)
+        ranges = [tick_loader.OffsetRange(r.partition, r.start, r.end) for r in config.ranges]
+        settings = kafka.settings()
+        dead_letter_topic = kafka.topic(DEAD_LETTER)
+    except BAD_INPUT as exc:
+        raise not_retried(exc) from exc
     consumer = Consumer(
         kafka.consumer_config(f"{settings.client_id}.raw_ticks", **{"enable.partition.eof": False})
     )
@@ -77,7 +89,7 @@ def raw_ticks(
             settings, **{"acks": "all", "enable.idempotence": True, "linger.ms": 20}
         )
     )
-    dead_letters = tick_loader.DeadLetters(producer, kafka.topic(DEAD_LETTER))
+    dead_letters = tick_loader.DeadLetters(producer, dead_letter_topic)
     try:
         with warehouse.connection() as conn:
             result = tick_loader.load_ranges(
@@ -91,10 +103,7 @@ def raw_ticks(
             )
             mismatched = tick_loader.ledger_mismatches(conn, topic, ranges)
     except BAD_INPUT as exc:
-        raise dg.Failure(
-            description=f"not retried, bad input or settings ({type(exc).__name__}): {exc}",
-            allow_retries=False,
-        ) from exc
+        raise not_retried(exc) from exc
     except TransientError as exc:
         context.log.warning(f"transient, retried with backoff ({type(exc).__name__}): {exc}")
         raise
