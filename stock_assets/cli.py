@@ -10,6 +10,7 @@ import sys
 from psycopg import sql
 
 from stock_assets.lib import db, kafka_admin, migrations, retention
+from stock_assets.lib.errors import TransientError
 from stock_assets.lib.settings import ConfigError, DbSettings, KafkaSettings
 
 log = logging.getLogger("stockctl")
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, ConnectionError, migrations.MigrationError) as exc:
+    except (ConfigError, TransientError, ConnectionError, migrations.MigrationError) as exc:
         log.error("%s", exc)
         return 2
     return 0

@@ -8,10 +8,12 @@ from typing import Any
 
 import dagster as dg
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import PrivateAttr
 
 from stock_assets.lib import kafka_admin
+from stock_assets.lib.db import connect, connection_error
+from stock_assets.lib.errors import WarehouseUnavailable
 from stock_assets.lib.settings import ConfigError, DbSettings, KafkaSettings
 from stock_assets.lib.topics import TopicSpec, topic_name
 
@@ -44,7 +46,10 @@ class WarehouseResource(dg.ConfigurableResource):
         return DbSettings.load(**overrides)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._pool = ConnectionPool(
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ConnectionPool:
+        return ConnectionPool(
             self.settings().conninfo(),
             min_size=0,
             max_size=self.pool_max_size,
@@ -59,23 +64,49 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection (a direct one outside a run); commits on success."""
-        if self._pool is None:
-            from stock_assets.lib.db import connect
+        """A pooled connection (a direct one outside a run); commits on success.
 
-            with connect(self.settings()) as conn:
-                yield conn
+        A server that is down, or goes away mid-transaction, raises WarehouseUnavailable (the run
+        retries); one that rejects the settings raises ConfigError (it does not).
+        """
+        settings = self.settings()
+        if self._pool is None:
+            try:
+                with connect(settings) as conn:
+                    yield conn
+            except psycopg.OperationalError as exc:
+                raise connection_error(settings, exc) from exc
             return
-        timeout = self.settings().connect_timeout_s
         if self._pool.closed:
             self._pool.open(wait=False)
         try:
-            with self._pool.connection(timeout=timeout) as conn:
+            with self._pool.connection(timeout=settings.connect_timeout_s) as conn:
                 yield conn
+        except PoolTimeout as exc:
+            # the pool does not say why it has no connection: one direct attempt names the cause
+            self._discard_pool()
+            raise self._diagnose(settings) from exc
         except psycopg.OperationalError as exc:
-            raise ConfigError(
-                f"warehouse at {self.settings().describe()} unreachable: {exc}"
-            ) from exc
+            self._discard_pool()
+            raise connection_error(settings, exc) from exc
+
+    def _discard_pool(self) -> None:
+        """Drop a pool after an outage: its background reconnects back off on their own clock
+        (1, 2, 4 ... s); the step's RetryPolicy decides when to try again, with a fresh pool."""
+        if self._pool is not None:
+            self._pool.close(timeout=0)
+            self._pool = self._new_pool()
+
+    @staticmethod
+    def _diagnose(settings: DbSettings) -> Exception:
+        try:
+            connect(settings).close()
+        except (ConfigError, WarehouseUnavailable) as exc:
+            return exc
+        return WarehouseUnavailable(
+            f"warehouse at {settings.describe()}: no pooled connection within "
+            f"{settings.connect_timeout_s}s (the server answers again now)"
+        )
 
 
 class KafkaResource(dg.ConfigurableResource):

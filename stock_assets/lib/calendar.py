@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import exchange_calendars as xc
 import polars as pl
+
+if TYPE_CHECKING:
+    import exchange_calendars as xc
 
 EXCHANGE = "XNYS"
 TIMEZONE = "America/New_York"
@@ -30,6 +32,10 @@ SESSION_SCHEMA: dict[str, Any] = {
 
 @lru_cache(maxsize=1)
 def nyse() -> xc.ExchangeCalendar:
+    # imported here: exchange_calendars (and pandas under it) take seconds to import, and the
+    # code location needs only TIMEZONE when it loads
+    import exchange_calendars as xc
+
     return xc.get_calendar(EXCHANGE, start=CALENDAR_START.isoformat())
 
 

@@ -1,4 +1,4 @@
-"""Warehouse connections (psycopg 3) with errors that name the setting to fix."""
+"""Warehouse connections (psycopg 3) with errors that name their cause: settings or an outage."""
 
 from __future__ import annotations
 
@@ -7,19 +7,51 @@ import time
 import psycopg
 from psycopg import sql
 
+from stock_assets.lib.errors import WarehouseUnavailable
 from stock_assets.lib.settings import ConfigError, DbSettings
+
+# Server answers that retrying cannot fix: the settings name a role, password or database the
+# server does not know. Everything else (refused, timed out, starting up, dropped) is an outage.
+SETTINGS_PROBLEMS = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",  # role or database
+    "password must be",
+    "invalid connection option",
+    "invalid port",
+    "invalid integer value",
+)
+
+
+def is_settings_problem(message: str) -> bool:
+    """True when libpq's connection error names a wrong setting rather than an outage."""
+    lowered = message.lower()
+    return any(problem in lowered for problem in SETTINGS_PROBLEMS)
+
+
+def connection_error(settings: DbSettings, exc: psycopg.OperationalError) -> Exception:
+    """ConfigError for a wrong setting, WarehouseUnavailable for an outage (transient).
+
+    libpq's message can echo the host and user but never the password.
+    """
+    if is_settings_problem(str(exc)):
+        return ConfigError(
+            f"the warehouse at {settings.describe()} rejects the settings "
+            f"(db_settings.host/port/dbname/user/password, env STOCK_DB_*): {exc}".strip()
+        )
+    return WarehouseUnavailable(
+        f"warehouse at {settings.describe()} unreachable, retry when it is back "
+        f"(it is set by db_settings.host/port, env STOCK_DB_*): {exc}".strip()
+    )
 
 
 def connect(settings: DbSettings, *, autocommit: bool = False) -> psycopg.Connection:
-    """Open a connection; an unreachable or misconfigured server raises ConfigError."""
+    """Open a connection: WarehouseUnavailable if the server is down, ConfigError if it rejects
+    the settings."""
     try:
         return psycopg.connect(settings.conninfo(), autocommit=autocommit)
     except psycopg.OperationalError as exc:
-        # libpq's message can echo the host and user but never the password.
-        raise ConfigError(
-            f"cannot connect to the warehouse at {settings.describe()} "
-            f"(settings db_settings.host/port/user/password, env STOCK_DB_*): {exc}".strip()
-        ) from exc
+        raise connection_error(settings, exc) from exc
 
 
 def timescaledb_license(conn: psycopg.Connection) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import talib
 
 INDICATOR_COLUMNS = (
     "sma_20",
@@ -31,6 +30,8 @@ INDICATOR_COLUMNS = (
 def _compute_slice(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
 ) -> dict[str, np.ndarray]:
+    import talib
+
     macd, macd_signal, macd_hist = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
     bb_upper, bb_middle, bb_lower = talib.BBANDS(
         close, timeperiod=20, nbdevup=2.0, nbdevdn=2.0, matype=talib.MA_Type.SMA

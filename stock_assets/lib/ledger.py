@@ -9,7 +9,7 @@ Pipeline page and the gap check count them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import psycopg
 
@@ -62,3 +62,23 @@ def coverage(conn: psycopg.Connection, topic: str) -> dict[int, list[Span]]:
     for partition, start, end in rows:
         spans.setdefault(int(partition), []).append((int(start), int(end)))
     return {p: merge(s) for p, s in spans.items()}
+
+
+def next_ranges(pending_spans: Mapping[int, Sequence[Span]], max_messages: int) -> dict[int, Span]:
+    """partition -> the one span the next load takes: each partition's FIRST pending span.
+
+    A gap left by a failed load comes before the tail, so it is retried first (the tail follows
+    on the next run; a load takes one range per partition). Normally pending is one tail per
+    partition and this is everything up to the end offsets. `max_messages` bounds one run's
+    transaction and is shared fairly (water-filling: small spans whole, the rest split evenly).
+    """
+    firsts = sorted(
+        ((spans[0][1] - spans[0][0], p, spans[0]) for p, spans in pending_spans.items() if spans),
+    )
+    budget, result = max_messages, {}
+    for i, (size, partition, (start, _end)) in enumerate(firsts):
+        take = min(size, budget // (len(firsts) - i))
+        if take > 0:
+            result[partition] = (start, start + take)
+            budget -= take
+    return dict(sorted(result.items()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+import dagster as dg
 import pytest
 from confluent_kafka import Producer
 
@@ -60,3 +61,9 @@ def produce(
         n += 1
     assert producer.flush(30) == 0
     return n
+
+
+def add_run_in_flight(instance: dg.DagsterInstance, job_name: str) -> dg.DagsterRun:
+    """Record a started run of `job_name` in `instance` (as the daemon would while it runs)."""
+    run = dg.DagsterRun(job_name=job_name, status=dg.DagsterRunStatus.STARTED)
+    return instance.add_run(run)

@@ -21,7 +21,7 @@ from stock_assets.lib import db, marketdata, tick_loader
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.sources import replay
 from stock_assets.lib.topics import DEAD_LETTER, TICKS, topic_name
-from stock_assets_tests.defs.conftest import produce
+from stock_assets_tests.defs.conftest import add_run_in_flight, produce
 
 MALFORMED = [(b"AAPL", b"{not json"), (b"AAPL", b'{"type":"tick","symbol":"aapl"}')]
 
@@ -44,7 +44,9 @@ def run_requests(
     resources: dict[str, object], instance: dg.DagsterInstance, cursor: str | None
 ) -> dg.SensorResult | dg.SkipReason:
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
-        return kafka_ticks_sensor(ctx)  # type: ignore[no-any-return]
+        result = kafka_ticks_sensor(ctx)
+    assert isinstance(result, dg.SensorResult | dg.SkipReason)
+    return result
 
 
 def test_ingest_exactly_once_across_a_crash(
@@ -65,9 +67,10 @@ def test_ingest_exactly_once_across_a_crash(
     assert cursor[str(ranges[0]["partition"])] == ranges[0]["end"]
     assert request.run_key and str(ranges[0]["end"]) in request.run_key
 
-    # the sensor does not re-request what it requested
+    # while that run is in flight the sensor requests nothing
+    queued = add_run_in_flight(instance, "ingest_raw_ticks")
     again = run_requests(resources, instance, result.cursor)
-    assert isinstance(again, dg.SkipReason)
+    assert isinstance(again, dg.SkipReason) and queued.run_id in (again.skip_message or "")
 
     # a loader killed mid-transaction, after COPYing its first chunk
     crash = subprocess.run(
@@ -91,6 +94,13 @@ def test_ingest_exactly_once_across_a_crash(
     assert count(module_db, "SELECT count(*) FROM market.raw_ticks") == 0
     assert count(module_db, "SELECT count(*) FROM ingest.kafka_offsets") == 0
 
+    # the run failed: the ledger does not cover its range, so the sensor requests it again
+    instance.delete_run(queued.run_id)
+    retried = run_requests(resources, instance, result.cursor)
+    assert isinstance(retried, dg.SensorResult)
+    (request,) = retried.run_requests or []
+    assert request.run_config["ops"]["market__raw_ticks"]["config"]["ranges"] == ranges
+
     job = dg.Definitions.merge(ingest.defs, dg.Definitions(resources=resources)).resolve_job_def(
         "ingest_raw_ticks"
     )
@@ -108,6 +118,9 @@ def test_ingest_exactly_once_across_a_crash(
 
     meta = run.asset_materializations_for_node("market__raw_ticks")[0].metadata
     assert meta["already_loaded_ranges"].value == 1
+    # the ledger covers every offset: nothing pending
+    done = run_requests(resources, instance, None)
+    assert isinstance(done, dg.SkipReason) and "nothing pending" in (done.skip_message or "")
 
 
 def test_undecodable_records_go_to_the_dead_letter_topic(

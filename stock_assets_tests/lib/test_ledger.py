@@ -56,3 +56,21 @@ def test_coverage_reads_the_ledger(conn: psycopg.Connection) -> None:
         1: [(0, 3)],
         2: [(0, 5)],
     }
+
+
+@pytest.mark.parametrize(
+    ("pending", "budget", "expected"),
+    [
+        ({}, 100, {}),
+        ({0: [], 1: [(7, 9)]}, 100, {1: (7, 9)}),
+        # a gap comes first; the tail waits for the next load (one range per partition)
+        ({0: [(10, 20), (30, 50)], 1: [(0, 5)]}, 1000, {0: (10, 20), 1: (0, 5)}),
+        # the budget is shared fairly: small spans whole, the rest split
+        ({0: [(0, 100)], 1: [(0, 10)]}, 50, {0: (0, 40), 1: (0, 10)}),
+        ({0: [(0, 100)], 1: [(0, 100)]}, 50, {0: (0, 25), 1: (0, 25)}),
+    ],
+)
+def test_next_ranges(
+    pending: dict[int, list[ledger.Span]], budget: int, expected: dict[int, ledger.Span]
+) -> None:
+    assert ledger.next_ranges(pending, budget) == expected

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from stock_assets.lib import db
+from stock_assets.lib.errors import WarehouseUnavailable
 from stock_assets.lib.settings import ApiKeys, ConfigError, DbSettings, KafkaSettings
 
 
@@ -52,8 +53,12 @@ def test_env_overrides_file_and_secrets_stay_hidden(monkeypatch) -> None:
     assert keys.polygon is not None and "pk-123456" not in repr(keys)
 
 
-def test_unreachable_database_names_the_settings(base_db_settings: DbSettings) -> None:
+def test_unreachable_database_is_an_outage_naming_the_settings(
+    base_db_settings: DbSettings,
+) -> None:
     unreachable = DbSettings.load(port=1, connect_timeout_s=2)
-    with pytest.raises(ConfigError, match=r"127\.0\.0\.1:1/.*db_settings\.host/port") as info:
+    pattern = r"127\.0\.0\.1:1/.*unreachable.*db_settings\.host/port"
+    with pytest.raises(WarehouseUnavailable, match=pattern) as info:
         db.connect(unreachable)
+    assert not isinstance(info.value, ConfigError)  # an outage, not a wrong setting
     assert base_db_settings.password.get_secret_value() not in str(info.value)

@@ -1,30 +1,38 @@
-"""The Kafka sensor: end offsets of the ticks topic → runs of raw_ticks with explicit ranges.
+"""The Kafka sensor: ticks topic watermarks vs the ingest ledger → ONE raw_ticks run.
 
-Every broker call is bounded by a timeout (a blocking call would stall the sensor daemon). The
-cursor is the JSON map partition → next offset to request; a new cursor starts where the
-warehouse ledger ends (or at the low watermark), so a fresh Dagster instance does not re-request
-loaded ranges.
+The ledger (ingest.kafka_offsets) is the source of truth: pending work is every offset of a
+partition's retained log [low, high) that no ledger range covers (stock_assets.lib.ledger) —
+new offsets past the last load AND gaps left by a run that failed. While an ingest run is queued
+or in flight the sensor requests nothing; otherwise it requests one run taking, per partition,
+the first pending span (normally the whole tail up to the end offsets at this tick). Every broker
+call is bounded by a timeout (a blocking call would stall the sensor daemon). The cursor only
+records the last request, for the UI; it decides nothing.
 """
 
 import json
+import time
 
 import dagster as dg
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from stock_assets.defs.ingest.assets import OffsetRangeConfig, RawTicksConfig
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
-from stock_assets.lib import tick_loader
+from stock_assets.defs.runs import in_flight, serial_job_tags
+from stock_assets.lib import ledger
+from stock_assets.lib.errors import TransientError
 from stock_assets.lib.topics import TICKS
 
-MAX_MESSAGES_PER_RUN = 200_000
-MAX_RUNS_PER_TICK = 10
+INGEST_JOB = "ingest_raw_ticks"
+# bounds one load's transaction (~10 s of COPY at ~100k rows/s); more waits for the next run
+MAX_MESSAGES_PER_RUN = 1_000_000
 BROKER_TIMEOUT_S = 5.0
 
 ingest_ticks_job = dg.define_asset_job(
-    "ingest_raw_ticks",
+    INGEST_JOB,
     selection=dg.AssetSelection.assets(["market", "raw_ticks"]),
-    description="Load one explicit offset range of the ticks topic into market.raw_ticks.",
-    tags={"domain": "ingest"},
+    description="Load explicit offset ranges of the ticks topic into market.raw_ticks.",
+    tags={"domain": "ingest", **serial_job_tags(INGEST_JOB, max_runtime_s=1800)},
+    executor_def=dg.in_process_executor,
 )
 
 
@@ -40,29 +48,22 @@ def end_offsets(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, t
     }
 
 
-def ledger_ends(warehouse: WarehouseResource, topic: str) -> dict[int, int]:
-    with warehouse.connection() as conn:
-        rows = conn.execute(
-            "SELECT partition, max(end_offset) FROM ingest.kafka_offsets"
-            " WHERE topic = %s GROUP BY partition",
-            (topic,),
-        ).fetchall()
-    return {int(p): int(end) for p, end in rows}
-
-
-def run_key(topic: str, batch: list[tick_loader.OffsetRange]) -> str:
-    return topic + ":" + ",".join(f"{r.partition}:{r.start}-{r.end}" for r in batch)
+def describe(ranges: dict[int, ledger.Span]) -> str:
+    return ",".join(f"{p}:{start}-{end}" for p, (start, end) in ranges.items())
 
 
 @dg.sensor(
     job=ingest_ticks_job,
     minimum_interval_seconds=20,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests raw_ticks runs for new offsets of the ticks topic (explicit ranges).",
+    description="One raw_ticks run for the ticks offsets the ledger does not cover (gaps first).",
 )
 def kafka_ticks_sensor(
     context: dg.SensorEvaluationContext, kafka: KafkaResource, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:
+    busy = in_flight(context.instance, INGEST_JOB)
+    if busy:
+        return dg.SkipReason(f"an ingest run is queued or in flight ({busy[0]}): it takes all")
     topic = kafka.topic(TICKS)
     consumer = Consumer(kafka.consumer_config(f"{kafka.settings().client_id}.sensor"))
     try:
@@ -73,40 +74,41 @@ def kafka_ticks_sensor(
         consumer.close()
     if not watermarks:
         return dg.SkipReason(f"topic {topic} not found")
+    try:
+        with warehouse.connection() as conn:
+            covered = ledger.coverage(conn, topic)
+    except TransientError as exc:
+        return dg.SkipReason(f"retrying next tick: {exc}")
 
-    cursor = {int(p): int(o) for p, o in json.loads(context.cursor or "{}").items()}
-    if not cursor:
-        cursor = ledger_ends(warehouse, topic)
-    next_offsets = {}
+    pending = ledger.pending(covered, watermarks)
     for p, (low, _high) in watermarks.items():
-        if cursor.get(p, low) < low:
-            context.log.warning(f"{topic}[{p}]: offsets {cursor[p]}..{low} expired unloaded")
-        next_offsets[p] = max(cursor.get(p, low), low)
-    ends = {p: high for p, (_low, high) in watermarks.items()}
-    batches = tick_loader.plan_batches(next_offsets, ends, MAX_MESSAGES_PER_RUN, MAX_RUNS_PER_TICK)
-    if not batches:
-        return dg.SkipReason(f"no new offsets on {topic}")
-    for batch in batches:
-        for r in batch:
-            next_offsets[r.partition] = r.end
-    requests = [
-        dg.RunRequest(
-            run_key=run_key(topic, batch),
-            run_config=dg.RunConfig(
-                ops={
-                    "market__raw_ticks": RawTicksConfig(
-                        topic=topic,
-                        ranges=[
-                            OffsetRangeConfig(partition=r.partition, start=r.start, end=r.end)
-                            for r in batch
-                        ],
-                    )
-                }
-            ),
-            tags={"kafka/topic": topic, "kafka/messages": str(sum(r.size for r in batch))},
-        )
-        for batch in batches
-    ]
+        spans = covered.get(p, [])
+        if spans and ledger.uncovered(spans, spans[0][0], low):
+            context.log.warning(f"{topic}[{p}]: offsets below {low} expired before being loaded")
+    ranges = ledger.next_ranges(pending, MAX_MESSAGES_PER_RUN)
+    if not ranges:
+        return dg.SkipReason(f"nothing pending on {topic}: the ledger covers every offset")
+    gaps = {p: len(spans) - 1 for p, spans in pending.items() if len(spans) > 1}
+    total = sum(end - start for start, end in ranges.values())
+    request = dg.RunRequest(
+        # unique per request: a failed range requested again must not be deduplicated by key
+        run_key=f"{topic}:{describe(ranges)}@{time.time_ns()}",
+        run_config=dg.RunConfig(
+            ops={
+                "market__raw_ticks": RawTicksConfig(
+                    topic=topic,
+                    ranges=[
+                        OffsetRangeConfig(partition=p, start=start, end=end)
+                        for p, (start, end) in ranges.items()
+                    ],
+                )
+            }
+        ),
+        tags={"kafka/topic": topic, "kafka/messages": str(total), "kafka/ranges": describe(ranges)},
+    )
+    if gaps:
+        context.log.info(f"{topic}: re-requesting gaps first (partition -> further gaps) {gaps}")
     return dg.SensorResult(
-        run_requests=requests, cursor=json.dumps({str(p): o for p, o in next_offsets.items()})
+        run_requests=[request],
+        cursor=json.dumps({str(p): end for p, (_start, end) in ranges.items()}),
     )

@@ -9,16 +9,26 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from stock_assets.defs.market.assets import BARS_1M, BARS_DAILY
+from stock_assets.defs.runs import serial_job_tags
 from stock_assets.lib import calendar
 
 INDICATORS = dg.AssetKey(["analytics", "indicators"])
 SIGNALS = dg.AssetKey(["analytics", "signals"])
+SESSIONS_JOB = "market_sessions"
+
+# Every step re-computes its window in one transaction (delete + insert), so re-executing a step
+# after a warehouse outage mid-run is safe: the run stays in flight and retries after ~5, 15, 35 s.
+SESSIONS_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 sessions_job = dg.define_asset_job(
-    "market_sessions",
+    SESSIONS_JOB,
     selection=dg.AssetSelection.assets(BARS_1M, BARS_DAILY, INDICATORS, SIGNALS),
     description="Recompute bars_1m, bars_daily, indicators and signals for a range of NY days.",
-    tags={"domain": "market"},
+    tags={"domain": "market", **serial_job_tags(SESSIONS_JOB, max_runtime_s=3600)},
+    executor_def=dg.in_process_executor,
+    op_retry_policy=SESSIONS_RETRY_POLICY,
 )
 
 

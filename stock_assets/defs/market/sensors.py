@@ -1,37 +1,67 @@
-"""After each raw_ticks load, recompute exactly the NY days it touched (one ranged run each).
+"""After raw_ticks loads, recompute the NY days they touched: ONE ranged run at a time.
 
 Why a sensor and not declarative automation: raw_ticks is loaded by Kafka offset range, not by
 day, so it is unpartitioned and Dagster cannot know which daily partitions a load affected. An
 eager AutomationCondition would either see "every partition's parent changed" or, with
 in_latest_time_window, only ever refresh today — a replay of 2000-2013 needs the old days. The
-load records the days it touched (partition_spans metadata); this sensor reads
-every new materialization (none skipped, cursor = event storage id), merges overlapping spans and
-launches the partitioned job over each as ONE run (single-run backfill policy).
+load records the days it touched (partition_spans metadata).
+
+This sensor requests nothing while a market_sessions run is queued or in flight; its cursor does
+not move then, so the loads after it are read on a later tick. Otherwise it reads every raw_ticks
+materialization after the cursor (event storage id), adds the days they touched to the days
+still owed from earlier ticks, and folds them into ONE ranged run (single-run backfill policy):
+every touched day closer than `MAX_BRIDGE_DAYS` to the next is in it. Days further away (e.g.
+2003 history and today's live ticks) are another region: a ranged run emits one materialization
+per partition, so bridging 20 empty years would write ~30,000 events; the far region is kept in
+the cursor and requested as soon as this run is done.
 """
 
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import dagster as dg
 
 from stock_assets.defs.ingest.assets import PARTITION_SPANS
 from stock_assets.defs.market.assets import RAW_TICKS
-from stock_assets.defs.market.jobs import sessions_job
+from stock_assets.defs.market.jobs import SESSIONS_JOB, sessions_job
 from stock_assets.defs.market.partitions import START_DATE, session_partitions
+from stock_assets.defs.runs import in_flight
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-MAX_EVENTS_PER_TICK = 200
+MAX_EVENTS_PER_TICK = 1000
+MAX_BRIDGE_DAYS = 31  # empty days inside one run cost a delete + an empty insert each
+
+DateSpan = tuple[date, date]  # inclusive
 
 
-def merge_spans(spans: list[tuple[date, date]]) -> list[tuple[date, date]]:
-    """Union of inclusive date spans, adjacent days merged."""
-    merged: list[tuple[date, date]] = []
+def merge_spans(spans: list[DateSpan], bridge_days: int = 1) -> list[DateSpan]:
+    """Union of inclusive date spans; spans at most `bridge_days` apart are merged."""
+    merged: list[DateSpan] = []
     for start, end in sorted(spans):
-        if merged and start <= merged[-1][1] + timedelta(days=1):
+        if merged and start <= merged[-1][1] + timedelta(days=bridge_days):
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
             merged.append((start, end))
     return merged
+
+
+def read_cursor(cursor: str | None) -> tuple[int | None, list[DateSpan]]:
+    """(last storage id read, date spans owed); also reads the former plain storage-id cursor."""
+    if not cursor:
+        return None, []
+    value = json.loads(cursor)
+    if isinstance(value, int):
+        return value, []
+    owed = [(date.fromisoformat(a), date.fromisoformat(b)) for a, b in value.get("owed", [])]
+    return value.get("after"), owed
+
+
+def write_cursor(after: int | None, owed: list[DateSpan]) -> str:
+    return json.dumps({"after": after, "owed": [[a.isoformat(), b.isoformat()] for a, b in owed]})
 
 
 def partition_run_request(start: date, end: date, run_key: str) -> dg.RunRequest:
@@ -43,24 +73,8 @@ def partition_run_request(start: date, end: date, run_key: str) -> dg.RunRequest
     )
 
 
-@dg.sensor(
-    job=sessions_job,
-    minimum_interval_seconds=20,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Launches market_sessions for the NY days each raw_ticks load touched.",
-)
-def sessions_after_ingest(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    after = int(context.cursor) if context.cursor else None
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=RAW_TICKS, after_storage_id=after),
-        limit=MAX_EVENTS_PER_TICK,
-        ascending=True,
-    ).records
-    if not records:
-        return dg.SkipReason("no new raw_ticks loads")
-    first_partition = date.fromisoformat(START_DATE)
-    # the newest partition that exists (end_offset=1: today in New York)
-    last_partition = date.fromisoformat(session_partitions.get_last_partition_key() or START_DATE)
+def touched_spans(records: Sequence[dg.EventLogRecord], first: date, last: date) -> list[DateSpan]:
+    """The partition_spans of raw_ticks materializations, clipped to existing partitions."""
     spans = []
     for record in records:
         materialization = record.asset_materialization
@@ -68,13 +82,48 @@ def sessions_after_ingest(context: dg.SensorEvaluationContext) -> dg.SensorResul
         if PARTITION_SPANS not in meta:
             continue  # nothing loaded (ranges already in the warehouse)
         for span in meta[PARTITION_SPANS].value:  # type: ignore[union-attr]
-            first, last = (date.fromisoformat(d) for d in str(span).split(".."))
-            start, end = max(first, first_partition), min(last, last_partition)
+            a, b = (date.fromisoformat(d) for d in str(span).split(".."))
+            start, end = max(a, first), min(b, last)
             if start <= end:
                 spans.append((start, end))
-    cursor = str(records[-1].storage_id)
-    requests = [
-        partition_run_request(start, end, f"sessions:{start}..{end}@{cursor}")
-        for start, end in merge_spans(spans)
-    ]
-    return dg.SensorResult(run_requests=requests, cursor=cursor)
+    return spans
+
+
+@dg.sensor(
+    job=sessions_job,
+    minimum_interval_seconds=20,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="One market_sessions run over the NY days the new raw_ticks loads touched.",
+)
+def sessions_after_ingest(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    busy = in_flight(context.instance, SESSIONS_JOB)
+    if busy:
+        # the cursor does not move: the loads after it are folded into the next run
+        return dg.SkipReason(f"a market_sessions run is queued or in flight ({busy[0]})")
+    after, owed = read_cursor(context.cursor)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=RAW_TICKS, after_storage_id=after),
+        limit=MAX_EVENTS_PER_TICK,
+        ascending=True,
+    ).records
+    if not records and not owed:
+        return dg.SkipReason("no new raw_ticks loads")
+    first_partition = date.fromisoformat(START_DATE)
+    # the newest partition that exists (end_offset=1: today in New York)
+    last_partition = date.fromisoformat(session_partitions.get_last_partition_key() or START_DATE)
+    if records:
+        after = records[-1].storage_id
+    regions = merge_spans(
+        [*owed, *touched_spans(records, first_partition, last_partition)], MAX_BRIDGE_DAYS
+    )
+    if not regions:
+        return dg.SensorResult(run_requests=[], cursor=write_cursor(after, []))
+    (start, end), rest = regions[0], regions[1:]
+    context.log.info(
+        f"{len(records)} new raw_ticks loads: one run {start}..{end}"
+        + (f", owed next: {[f'{a}..{b}' for a, b in rest]}" if rest else "")
+    )
+    return dg.SensorResult(
+        run_requests=[partition_run_request(start, end, f"sessions:{start}..{end}@{after}")],
+        cursor=write_cursor(after, rest),
+    )

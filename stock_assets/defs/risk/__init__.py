@@ -1,4 +1,4 @@
-"""Risk domain: cross-symbol analytics on the Spark cluster (dagster-pyspark)."""
+"""Risk domain: cross-symbol analytics on the Spark cluster (a lazily imported PySpark resource)."""
 
 import dagster as dg
 

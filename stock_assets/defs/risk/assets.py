@@ -3,10 +3,7 @@
 from datetime import timedelta
 
 import dagster as dg
-from pyspark.sql import functions as F
 
-from spark import risk
-from spark import warehouse as spark_warehouse
 from stock_assets.defs.market.partitions import session_partitions, window
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.risk.resources import SparkClusterResource
@@ -39,6 +36,11 @@ def rolling_beta(
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """Rolling beta, correlation and volatility of each symbol vs the equal-weight market."""
+    from pyspark.sql import functions as F
+
+    from spark import risk
+    from spark import warehouse as spark_warehouse
+
     w = window(context)
     settings = warehouse.settings()
     spark = pyspark.spark_session

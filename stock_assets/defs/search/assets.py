@@ -8,16 +8,19 @@ they read the warehouse and nothing downstream of the warehouse depends on them.
 
 from collections.abc import Callable
 from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import psycopg
-from elasticsearch import Elasticsearch
 
 from stock_assets.defs.market.partitions import session_partitions, window
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.search.resources import SearchResource
 from stock_assets.lib.search import indexing, templates
 from stock_assets.lib.search.client import SearchUnavailable
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 SIGNALS = dg.AssetKey(["analytics", "signals"])
 BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
@@ -27,7 +30,7 @@ DAILY_BARS_INDEX = dg.AssetKey(["search", "daily_bars_index"])
 ALERTS_INDEX = dg.AssetKey(["search", "alerts_index"])
 MATCHES_WAREHOUSE = "matches_warehouse"
 
-Sync = Callable[[Elasticsearch, psycopg.Connection, str, date, date], indexing.IndexReport]
+Sync = Callable[["Elasticsearch", psycopg.Connection, str, date, date], indexing.IndexReport]
 
 # For failures other than the engine being unavailable (e.g. a warehouse blip); engine outages are
 # retried per SearchResource.step_retries (RetryRequested takes precedence over this policy).

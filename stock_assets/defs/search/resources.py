@@ -1,11 +1,17 @@
 """The search engine as a Dagster resource, over config/search_settings.json and STOCK_SEARCH_*."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import dagster as dg
-from elasticsearch import Elasticsearch
 from pydantic import Field
 
 from stock_assets.lib.search.client import make_client
 from stock_assets.lib.settings import SearchSettings
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 
 class SearchResource(dg.ConfigurableResource):

@@ -21,15 +21,17 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import psycopg
-from elasticsearch import Elasticsearch, helpers
 from psycopg.rows import dict_row
 
 from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.search.templates import ALERTS, BARS_DAILY, SIGNALS, Dataset
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 FORWARD_SESSIONS = 5
 # Days before a signals window that each run re-indexes: FORWARD_SESSIONS sessions after a
@@ -203,6 +205,8 @@ def month_spans(first: date, last: date) -> Iterator[tuple[date, date]]:
 def _existing_ids(
     client: Elasticsearch, dataset: Dataset, index: str, first: date, last: date
 ) -> set[str]:
+    from elasticsearch import helpers
+
     if not client.indices.exists(index=index):
         return set()
     client.indices.refresh(index=index)  # a previous run's unrefreshed writes must be seen
@@ -219,6 +223,8 @@ def _index_action(index: str, doc: Mapping[str, Any], indexed_at: str) -> dict[s
 
 
 def _bulk(client: Elasticsearch, actions: Iterable[dict[str, Any]], report: IndexReport) -> None:
+    from elasticsearch import helpers
+
     for ok, item in helpers.streaming_bulk(
         client,
         actions,

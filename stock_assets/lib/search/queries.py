@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
-
-from elasticsearch import Elasticsearch
+from typing import TYPE_CHECKING, Any, Literal
 
 from stock_assets.lib.search.templates import SIGNALS
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 Interval = Literal["day", "week", "month", "quarter", "year"]
 TermField = Literal["strategy", "symbol", "side"]

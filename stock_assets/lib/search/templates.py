@@ -21,9 +21,11 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from elasticsearch import Elasticsearch
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
 
 TemplateStatus = Literal["created", "updated", "unchanged", "newer-in-engine"]
 

@@ -19,13 +19,15 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import polars as pl
 from pydantic import SecretStr
 
 from stock_assets.lib.trading.config import AlertRule
+
+if TYPE_CHECKING:  # httpx is imported where alerts are sent, not when the code location loads
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,8 @@ def _events(rule: AlertRule, direction: str, threshold: float, hits: pl.DataFram
 
 def redact_url(url: str) -> str:
     """scheme://host[:port]/… — no credentials, path or query (they often carry the token)."""
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
@@ -157,6 +161,8 @@ def post_alerts(
     Transport errors, 429 and 5xx are retried `retries` times with exponential backoff; other
     statuses fail the alert at once. Failures are logged (redacted) and left for a later run.
     """
+    import httpx
+
     target = redact_url(url.get_secret_value())
     delivered: list[str] = []
     owned = client is None

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import talib
 from numpy.typing import NDArray
 from pydantic import ConfigDict
 
@@ -116,6 +115,8 @@ def _as_close(close: Any) -> FloatArray:
 
 
 def sma_crossover(close: Any, params: SmaCrossoverParams = SmaCrossoverParams()) -> Events:
+    import talib
+
     c = _as_close(close)
     spread = talib.SMA(c, timeperiod=params.fast) - talib.SMA(c, timeperiod=params.slow)
     return _zero_cross(spread)
@@ -124,6 +125,8 @@ def sma_crossover(close: Any, params: SmaCrossoverParams = SmaCrossoverParams())
 def rsi_mean_reversion(
     close: Any, params: RsiMeanReversionParams = RsiMeanReversionParams()
 ) -> Events:
+    import talib
+
     rsi = talib.RSI(_as_close(close), timeperiod=params.period)
     prev = _prev(rsi)
     return _events(
@@ -133,6 +136,8 @@ def rsi_mean_reversion(
 
 
 def macd_cross(close: Any, params: MacdCrossParams = MacdCrossParams()) -> Events:
+    import talib
+
     _, _, hist = talib.MACD(
         _as_close(close),
         fastperiod=params.fast,
@@ -145,6 +150,8 @@ def macd_cross(close: Any, params: MacdCrossParams = MacdCrossParams()) -> Event
 def bollinger_breakout(
     close: Any, params: BollingerBreakoutParams = BollingerBreakoutParams()
 ) -> Events:
+    import talib
+
     c = _as_close(close)
     upper, _, lower = talib.BBANDS(
         c,

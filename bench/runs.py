@@ -1,0 +1,229 @@
+"""Run overhead: importing the code location, and a run that finds nothing new, end to end.
+
+1. Import: a fresh interpreter runs `import stock_assets.definitions`, vs the floor a code location
+   cannot go below, a fresh `import dagster` (median of ROUNDS each, interleaved). For scale, the
+   same import plus the heavy modules it used to load eagerly (exchange_calendars, pyspark,
+   dagster_pyspark, elasticsearch, talib, httpx) is timed too.
+2. Empty run: `dagster job execute` of ingest_raw_ticks in a fresh process — what a run worker
+   launched by DefaultRunLauncher does: start Python, load the code location, open the instance
+   (a private DAGSTER_HOME with the project's run_launcher / run_coordinator / run_monitoring and
+   SQLite storage), execute with the job's in_process executor — for a range that is already in
+   the ledger (the load finds nothing new and commits nothing). Baseline: the same job on the
+   multiprocess executor (Dagster's default, one subprocess per step that loads the code location
+   again). The warehouse database and the Kafka topics are private and dropped afterwards.
+   Also timed: a Kafka sensor evaluation with nothing pending (in process).
+
+Prints the ratios; writes bench/results/runs.json (`ratio` = import(definitions)/import(dagster)).
+Targets on a quiet 2-core machine: import <= 3 s, empty run <= 10 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+from confluent_kafka import Producer
+
+from stock_assets.defs import ingest
+from stock_assets.defs.ingest.assets import raw_ticks
+from stock_assets.defs.ingest.sensors import kafka_ticks_sensor
+from stock_assets.defs.resources import KafkaResource, WarehouseResource
+from stock_assets.lib import db, kafka_admin, marketdata, migrations
+from stock_assets.lib.settings import DbSettings, KafkaSettings
+from stock_assets.lib.topics import TICKS, topic_name
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "runs.json"
+ROUNDS = 5
+RUN_ROUNDS = 3
+EAGER = "exchange_calendars, pyspark.sql, dagster_pyspark, elasticsearch, talib, httpx"
+
+# The baseline job: the same asset on Dagster's default (multiprocess) executor.
+baseline_defs = dg.Definitions.merge(
+    ingest.defs,
+    dg.Definitions(
+        jobs=[
+            dg.define_asset_job(
+                "ingest_raw_ticks_multiprocess",
+                selection=[raw_ticks],
+                executor_def=dg.multiprocess_executor,
+            )
+        ],
+        resources={"warehouse": WarehouseResource(), "kafka": KafkaResource()},
+    ),
+)
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[:4]} failed: {done.stderr[-2000:]}")
+    return elapsed
+
+
+def import_times() -> dict[str, list[float]]:
+    py = [sys.executable, "-W", "ignore", "-c"]
+    probes = {
+        "dagster": "import dagster",
+        "definitions": "import stock_assets.definitions",
+        "definitions_eager_heavy": f"import stock_assets.definitions, {EAGER}",
+    }
+    times: dict[str, list[float]] = {name: [] for name in probes}
+    for _ in range(ROUNDS):
+        for name, code in probes.items():
+            times[name].append(timed([*py, code]))
+    return times
+
+
+def instance_home(root: Path) -> Path:
+    """A DAGSTER_HOME with the project's run settings and SQLite storage (nothing shared)."""
+    project = yaml.safe_load((REPO / "infra/dagster/dagster.yaml").read_text())
+    config = {k: project[k] for k in ("run_coordinator", "run_launcher", "run_monitoring")}
+    config |= {"storage": {"sqlite": {"base_dir": str(root / "storage")}}}
+    config |= {"telemetry": {"enabled": False}}
+    (root / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def loaded_range(db_settings: DbSettings, kafka: KafkaSettings) -> dict[str, Any]:
+    """Produce 100 ticks, load them once (in process); returns the run config of that range."""
+    producer = Producer(kafka_admin.client_config(kafka, **{"acks": "all"}))
+    start = marketdata.ts_us(datetime.now(UTC) - timedelta(hours=1))
+    for i in range(100):
+        tick = marketdata.Tick(
+            symbol="AAPL", ts_us=start + i, price=100.0, size=1, source="bench", seq=i
+        )
+        producer.produce(
+            topic_name(TICKS, kafka.topic_prefix),
+            key=marketdata.key(tick),
+            value=marketdata.encode(tick),
+        )
+    assert producer.flush(30) == 0
+    resources = {
+        "warehouse": WarehouseResource(dbname=db_settings.dbname),
+        "kafka": KafkaResource(topic_prefix=kafka.topic_prefix),
+    }
+    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources=resources) as c:
+        request = kafka_ticks_sensor(c)
+    assert isinstance(request, dg.SensorResult)
+    (run,) = request.run_requests or []
+    job = dg.Definitions.merge(ingest.defs, dg.Definitions(resources=resources))
+    assert job.resolve_job_def("ingest_raw_ticks").execute_in_process(run.run_config).success
+    return dict(run.run_config)
+
+
+def sensor_idle_s(db_settings: DbSettings, kafka: KafkaSettings) -> float:
+    resources = {
+        "warehouse": WarehouseResource(dbname=db_settings.dbname),
+        "kafka": KafkaResource(topic_prefix=kafka.topic_prefix),
+    }
+    times = []
+    for _ in range(RUN_ROUNDS):
+        started = time.perf_counter()
+        with dg.build_sensor_context(
+            instance=dg.DagsterInstance.ephemeral(), resources=resources
+        ) as ctx:
+            result = kafka_ticks_sensor(ctx)
+        times.append(time.perf_counter() - started)
+        assert isinstance(result, dg.SkipReason), result
+    return statistics.median(times)
+
+
+def empty_runs(db_settings: DbSettings, kafka: KafkaSettings) -> dict[str, list[float]]:
+    run_config = loaded_range(db_settings, kafka)
+    with tempfile.TemporaryDirectory(prefix="bench-runs-") as tmp:
+        home = instance_home(Path(tmp))
+        (home / "run.yaml").write_text(yaml.safe_dump(run_config))
+        env = os.environ | {
+            "DAGSTER_HOME": str(home),
+            "STOCK_DB_DBNAME": db_settings.dbname,
+            "STOCK_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+            "PYTHONWARNINGS": "ignore",
+        }
+        dagster = str(Path(sys.executable).with_name("dagster"))
+        execute = [dagster, "job", "execute"]
+        variants = {
+            "in_process": [*execute, "-m", "stock_assets.definitions", "-a", "defs"],
+            "multiprocess": [*execute, "-f", __file__, "-a", "baseline_defs"],
+        }
+        jobs = {"in_process": "ingest_raw_ticks", "multiprocess": "ingest_raw_ticks_multiprocess"}
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(RUN_ROUNDS):
+            for name, argv in variants.items():
+                config = ["-j", jobs[name], "-c", str(home / "run.yaml")]
+                times[name].append(timed([*argv, *config], env))
+    return times
+
+
+def main() -> None:
+    imports = import_times()
+    base_db = DbSettings.load()
+    name = f"bench_runs_{uuid.uuid4().hex[:8]}"
+    db_settings = db.create_database(base_db, name)
+    kafka = KafkaSettings.load(topic_prefix=f"bench-runs-{uuid.uuid4().hex[:6]}.")
+    kafka_admin.ensure_topics(kafka)
+    try:
+        with db.connect(db_settings) as conn:
+            migrations.apply(conn)
+        runs = empty_runs(db_settings, kafka)
+        sensor_s = sensor_idle_s(db_settings, kafka)
+    finally:
+        db.drop_database(base_db, name)
+        admin = kafka_admin.admin(kafka)
+        mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(kafka.topic_prefix)]
+        for future in admin.delete_topics(mine, operation_timeout=30).values():
+            future.result(timeout=30)
+
+    med = {k: statistics.median(v) for k, v in imports.items()}
+    run_med = {k: statistics.median(v) for k, v in runs.items()}
+    result = {
+        "ratio": round(med["definitions"] / med["dagster"], 3),
+        "import_definitions_s": round(med["definitions"], 3),
+        "import_dagster_s": round(med["dagster"], 3),
+        "import_definitions_with_eager_heavy_s": round(med["definitions_eager_heavy"], 3),
+        "import_saved_ratio": round(med["definitions_eager_heavy"] / med["definitions"], 3),
+        "empty_run_in_process_s": round(run_med["in_process"], 3),
+        "empty_run_multiprocess_s": round(run_med["multiprocess"], 3),
+        "empty_run_ratio_multiprocess_over_in_process": round(
+            run_med["multiprocess"] / run_med["in_process"], 3
+        ),
+        "sensor_tick_nothing_pending_s": round(sensor_s, 3),
+        "raw": {"imports_s": imports, "empty_runs_s": runs},
+        "rounds": {"imports": ROUNDS, "runs": RUN_ROUNDS},
+        "load_average_at_end": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "dagster": dg.__version__,
+        "topic": topic_name(TICKS, kafka.topic_prefix),
+    }
+    print(
+        f"import: definitions {med['definitions']:.2f} s vs dagster {med['dagster']:.2f} s "
+        f"(ratio {result['ratio']}); with the formerly eager heavy modules "
+        f"{med['definitions_eager_heavy']:.2f} s"
+    )
+    print(
+        f"empty run end to end: in_process {run_med['in_process']:.2f} s vs multiprocess "
+        f"{run_med['multiprocess']:.2f} s (ratio "
+        f"{result['empty_run_ratio_multiprocess_over_in_process']}); idle sensor tick "
+        f"{sensor_s:.3f} s; load average {os.getloadavg()[0]:.1f}"
+    )
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
