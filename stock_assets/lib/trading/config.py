@@ -1,8 +1,8 @@
 """The trading bot's configuration: config/trading.json, overridden by STOCK_TRADING_* variables.
 
 Top-level fields are the defaults of every symbol; `symbols` lists the traded symbols, each with
-its strategies (name -> parameters; `{}` = the strategy's default parameters) and optional overrides of
-the risk settings. A symbol without `strategies` runs `default_strategies`. When `symbols` is
+its strategies (name -> parameters; `{}` = the strategy's defaults) and optional overrides of the
+risk settings. A symbol without `strategies` runs `default_strategies`. When `symbols` is
 empty the universe (config/symbols.json) runs `default_strategies`. The webhook URL is a secret:
 set it with STOCK_TRADING_WEBHOOK_URL rather than in the file.
 """
