@@ -117,9 +117,7 @@ def read_signal_docs(conn: psycopg.Connection, first: date, last: date) -> list[
         docs.append(
             {
                 **row,
-                "_id": doc_id(
-                    row["symbol"], row["session_date"], row["strategy"], row["params"]
-                ),
+                "_id": doc_id(row["symbol"], row["session_date"], row["strategy"], row["params"]),
                 "forward_sessions": FORWARD_SESSIONS,
                 "forward_return": forward,
                 "signal_return": None if forward is None else direction * forward,

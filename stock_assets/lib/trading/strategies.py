@@ -48,7 +48,6 @@ Events = NDArray[np.int8]
 
 # pydantic validates these dataclasses inside the trading config; unknown keys are typos
 _STRICT = ConfigDict(extra="forbid")
-_MA_TYPE_SMA = 0  # talib.MA_Type.SMA: Bollinger's middle band is a simple moving average
 
 
 # --- indicators ----------------------------------------------------------------------------
@@ -100,7 +99,7 @@ class Indicator:
             )
         return tuple(
             talib.BBANDS(
-                close, timeperiod=int(a[0]), nbdevup=a[1], nbdevdn=a[1], matype=_MA_TYPE_SMA
+                close, timeperiod=int(a[0]), nbdevup=a[1], nbdevdn=a[1], matype=talib.MA_Type.SMA
             )
         )
 
@@ -356,7 +355,7 @@ class Strategy:
     description: str
 
     def default_params(self) -> StrategyParams:
-        return self.params_type()  # type: ignore[no-any-return]
+        return self.params_type()
 
     def check(self, params: StrategyParams | None) -> StrategyParams:
         if params is None:
@@ -474,7 +473,7 @@ def bollinger_breakout(
 def parse_params(strategy: str, raw: Mapping[str, Any] | str) -> StrategyParams:
     """Parameters from their stored JSON (or a mapping); unknown keys are an error."""
     values = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    return get(strategy).params_type(**values)  # type: ignore[no-any-return]
+    return get(strategy).params_type(**values)
 
 
 def target_position(events: Events, *, long_only: bool) -> Events:
