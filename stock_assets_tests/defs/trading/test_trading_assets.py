@@ -8,6 +8,7 @@ and that it trades MSFT's custom SMA 10/30 from the stored rows.
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from collections.abc import Iterator
@@ -180,6 +181,34 @@ def test_backtests_match_the_library_and_upsert(
         module_db, "SELECT backtest_id, strategy, symbol, params_hash FROM trading.backtests"
     )
     assert sorted(again) == sorted(rows)
+
+    # MSFT's custom SMA 10/30: the backtest's params are the stored signal rows' params, and
+    # every entry fills at the open after a stored 10/30 signal of the entry's direction
+    (params,) = query(
+        module_db,
+        "SELECT params->'params' FROM trading.backtests"
+        " WHERE symbol = 'MSFT' AND strategy = 'sma_crossover'",
+    )[0]
+    assert params == {"fast": 10, "slow": 30}
+    sessions = sorted(
+        r[0] for r in query(module_db, "SELECT DISTINCT session_date FROM market.bars_daily")
+    )
+    next_session = dict(itertools.pairwise(sessions))
+    stored = query(
+        module_db,
+        "SELECT session_date, side FROM analytics.signals WHERE symbol = 'MSFT'"
+        " AND strategy = 'sma_crossover' AND params = %s",
+        '{"fast":10,"slow":30}',
+    )
+    assert stored
+    fills = {(next_session.get(day), "long" if side == "buy" else "short") for day, side in stored}
+    entries = query(
+        module_db,
+        "SELECT t.entry_date, t.direction FROM trading.backtest_trades t"
+        " JOIN trading.backtests b USING (backtest_id)"
+        " WHERE b.symbol = 'MSFT' AND b.strategy = 'sma_crossover'",
+    )
+    assert entries and set(entries) <= fills
 
 
 def paper_state(settings: DbSettings) -> dict[str, object]:
