@@ -5,6 +5,11 @@ symbol i takes a 2500-session window of one of them at its own offset and scale.
 TA-Lib called on each symbol's numpy arrays from the same frame (partition_by), its outputs
 assembled into a frame: the floor any polars-driven implementation pays. Best of 3 runs each.
 Writes bench/results/indicators.json; target ratio (asset rows/s over direct rows/s) >= 0.6.
+
+`daily_run`: the price of batching-independent values. The frame is COPYed into market.bars_daily
+of a private warehouse database; one day's run of the indicators asset then reads and computes
+each symbol's whole history up to that day (what the asset does) vs the 450-calendar-day
+lookback it used before (values then depended on batching: OBV, EMA seeds). Best of 3 each.
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 import talib
 from bokeh_sampledata import stocks
 
-from stock_assets.lib.indicators import INDICATOR_COLUMNS, compute_indicators
+from stock_assets.lib import db, frames, migrations
+from stock_assets.lib.indicators import compute_indicators
+from stock_assets.lib.settings import DbSettings
 
 SYMBOLS, SESSIONS, REPEATS = 1000, 2500, 3
 RESULTS = Path(__file__).parent / "results" / "indicators.json"
@@ -58,15 +66,15 @@ def direct(frame: pl.DataFrame) -> pl.DataFrame:
         h, lo, c, v = (part[k].to_numpy() for k in ("high", "low", "close", "volume"))
         macd, signal, hist = talib.MACD(c, 12, 26, 9)
         upper, middle, lower = talib.BBANDS(c, 20, 2.0, 2.0, talib.MA_Type.SMA)
-        values = [
-            talib.SMA(c, 20), talib.SMA(c, 50), talib.EMA(c, 12), talib.EMA(c, 26),
-            talib.RSI(c, 14), macd, signal, hist, upper, middle, lower,
-            talib.ATR(h, lo, c, 14), talib.OBV(c, v),
-        ]  # fmt: skip
+        values = {
+            "sma_20": talib.SMA(c, 20), "sma_50": talib.SMA(c, 50), "ema_12": talib.EMA(c, 12),
+            "ema_26": talib.EMA(c, 26), "rsi_14": talib.RSI(c, 14), "macd": macd,
+            "macd_signal": signal, "macd_hist": hist, "bb_upper": upper, "bb_middle": middle,
+            "bb_lower": lower, "atr_14": talib.ATR(h, lo, c, 14), "obv": talib.OBV(c, v),
+        }  # fmt: skip
         parts.append(
             part.select("symbol", "session_date", "close").with_columns(
-                pl.Series(n, x, nan_to_null=True)
-                for n, x in zip(INDICATOR_COLUMNS, values, strict=True)
+                pl.Series(n, x, nan_to_null=True) for n, x in values.items()
             )
         )
     return pl.concat(parts)
@@ -84,12 +92,70 @@ def best_of(
     return best, out
 
 
+DAILY_SCHEMA = {
+    "symbol": pl.String,
+    "session_date": pl.Date,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "volume": pl.Float64,
+}
+FULL_SQL = (
+    "SELECT symbol, session_date, high, low, close, volume FROM market.bars_daily"
+    " WHERE session_date <= %s"
+)
+LOOKBACK_SQL = (
+    "SELECT symbol, session_date, high, low, close, volume FROM market.bars_daily"
+    " WHERE session_date BETWEEN %s::date - 450 AND %s"
+)
+
+
+def daily_run(frame: pl.DataFrame) -> dict[str, Any]:
+    """One day's indicators run, full history vs the old lookback, on a private database."""
+    base = DbSettings.load()
+    name = f"bench_indicators_{int(time.time())}"
+    settings = db.create_database(base, name)
+    try:
+        with db.connect(settings) as conn:
+            migrations.apply(conn)
+            bars = frame.with_columns(
+                pl.col("close").alias("open"), pl.lit(1, dtype=pl.Int32).alias("trade_count")
+            )
+            with conn.transaction():
+                frames.copy_frame(conn, "market.bars_daily", bars)
+            conn.execute("ANALYZE market.bars_daily")
+            day = frame["session_date"].max()
+
+            def run(query: str, params: tuple[object, ...]) -> tuple[float, int]:
+                best, rows = float("inf"), 0
+                for _ in range(REPEATS):
+                    t0 = time.perf_counter()
+                    daily = frames.read_frame(conn, query, params, DAILY_SCHEMA)
+                    compute_indicators(daily).filter(pl.col("session_date") == day)
+                    best, rows = min(best, time.perf_counter() - t0), daily.height
+                return best, rows
+
+            full_s, full_rows = run(FULL_SQL, (day,))
+            lookback_s, lookback_rows = run(LOOKBACK_SQL, (day, day))
+    finally:
+        db.drop_database(base, name)
+    return {
+        "full_history_seconds": round(full_s, 3),
+        "full_history_rows": full_rows,
+        "lookback_seconds": round(lookback_s, 3),
+        "lookback_rows": lookback_rows,
+        "ratio": round(full_s / lookback_s, 2),
+    }
+
+
 def main() -> None:
     frame = build_frame()
     rows = frame.height
     asset_s, ours = best_of(compute_indicators, frame)
+    run = daily_run(frame)
     direct_s, theirs = best_of(direct, frame)
     ours, theirs = ours.sort("symbol", "session_date"), theirs.sort("symbol", "session_date")
+    theirs = theirs.select(ours.columns)
     assert ours.equals(theirs), "the asset's indicators differ from TA-Lib's"
     result = {
         "symbols": SYMBOLS,
@@ -101,12 +167,19 @@ def main() -> None:
         "direct_talib_rows_per_s": round(rows / direct_s),
         "ratio": round(direct_s / asset_s, 3),
         "target": 0.6,
+        "daily_run": run,
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"indicators: asset {result['asset_rows_per_s']:,} rows/s, TA-Lib direct "
         f"{result['direct_talib_rows_per_s']:,} rows/s, ratio {result['ratio']} (target >= 0.6)"
+    )
+    d = run
+    print(
+        f"one day's run: full history {d['full_history_seconds']} s ({d['full_history_rows']:,}"
+        f" rows) vs 450-day lookback {d['lookback_seconds']} s ({d['lookback_rows']:,} rows):"
+        f" {d['ratio']}x"
     )
 
 

@@ -1,8 +1,15 @@
-"""Technical indicators with TA-Lib, driven from polars: one pass over contiguous per-symbol slices.
+"""The stored technical indicators (TA-Lib, driven from polars): one pass over per-symbol slices.
+
+What is stored comes from the strategy engine (stock_assets/lib/trading/strategies.py): the inputs
+of every strategy at its default parameters — so the dashboard's overlays are the lines the
+default rules compare — plus display-only indicators (EMA of MACD's periods, ATR 14, OBV).
 
 The frame is sorted once by (symbol, session_date); each symbol is a contiguous slice of the
 numpy columns, so TA-Lib reads views (no copies) and writes into preallocated output columns that
-become the result frame. TA-Lib's lookback NaNs become nulls.
+become the result frame. TA-Lib's lookback NaNs become nulls. Every value at a bar depends only on
+the symbol's bars up to it, so a caller that passes each symbol's whole history up to the last
+day it stores gets values independent of how runs were batched (OBV is a running total from the
+first bar given; EMA-family values depend on their seed).
 """
 
 from __future__ import annotations
@@ -10,47 +17,19 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-INDICATOR_COLUMNS = (
-    "sma_20",
-    "sma_50",
-    "ema_12",
-    "ema_26",
-    "rsi_14",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "bb_upper",
-    "bb_middle",
-    "bb_lower",
-    "atr_14",
-    "obv",
+from stock_assets.lib.trading import strategies as engine
+
+_MACD = engine.MacdCrossParams()
+DISPLAY_INDICATORS = (
+    engine.EMA(_MACD.fast),
+    engine.EMA(_MACD.slow),
+    engine.ATR(14),
+    engine.OBV,
 )
-
-
-def _compute_slice(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
-) -> dict[str, np.ndarray]:
-    import talib
-
-    macd, macd_signal, macd_hist = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
-    bb_upper, bb_middle, bb_lower = talib.BBANDS(
-        close, timeperiod=20, nbdevup=2.0, nbdevdn=2.0, matype=talib.MA_Type.SMA
-    )
-    return {
-        "sma_20": talib.SMA(close, timeperiod=20),
-        "sma_50": talib.SMA(close, timeperiod=50),
-        "ema_12": talib.EMA(close, timeperiod=12),
-        "ema_26": talib.EMA(close, timeperiod=26),
-        "rsi_14": talib.RSI(close, timeperiod=14),
-        "macd": macd,
-        "macd_signal": macd_signal,
-        "macd_hist": macd_hist,
-        "bb_upper": bb_upper,
-        "bb_middle": bb_middle,
-        "bb_lower": bb_lower,
-        "atr_14": talib.ATR(high, low, close, timeperiod=14),
-        "obv": talib.OBV(close, volume),
-    }
+STORED_INDICATORS = tuple(dict.fromkeys((*engine.default_inputs(), *DISPLAY_INDICATORS)))
+INDICATOR_COLUMNS = tuple(c for ind in STORED_INDICATORS for c in ind.columns)
+if len(set(INDICATOR_COLUMNS)) != len(INDICATOR_COLUMNS):  # e.g. two MACD parameter sets
+    raise ValueError(f"stored indicator columns collide: {INDICATOR_COLUMNS}")
 
 
 def compute_indicators(daily: pl.DataFrame) -> pl.DataFrame:
@@ -69,11 +48,11 @@ def compute_indicators(daily: pl.DataFrame) -> pl.DataFrame:
         lengths = df["symbol"].rle().struct.field("len").to_numpy()
         stops = np.cumsum(lengths)
         for start, stop in zip(stops - lengths, stops, strict=True):
-            values = _compute_slice(
-                high[start:stop], low[start:stop], close[start:stop], volume[start:stop]
-            )
-            for name, column in values.items():
-                out[name][start:stop] = column
+            s = slice(start, stop)
+            for ind in STORED_INDICATORS:
+                values = ind.compute(high[s], low[s], close[s], volume[s])
+                for name, column in zip(ind.columns, values, strict=True):
+                    out[name][s] = column
     return df.select("symbol", "session_date", "close").with_columns(
         pl.Series(name, out[name], dtype=pl.Float64, nan_to_null=True) for name in INDICATOR_COLUMNS
     )

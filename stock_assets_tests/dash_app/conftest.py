@@ -86,7 +86,7 @@ def load_test_data(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.cursor().executemany(
             "INSERT INTO analytics.signals (symbol, session_date, strategy, side, strength, price,"
-            " reason) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            " reason, params) VALUES (%s, %s, %s, %s, %s, %s, %s, '{}')",
             SIGNALS,
         )
         conn.execute(

@@ -41,7 +41,7 @@ def test_lineage() -> None:
     assert parents("market/bars_1m") == {"market/raw_ticks", "market/splits"}
     assert parents("market/bars_daily") == {"market/bars_1m"}
     assert parents("analytics/indicators") == {"market/bars_daily"}
-    assert parents("analytics/signals") == {"analytics/indicators"}
+    assert parents("analytics/signals") == {"market/bars_daily"}
 
 
 def test_checks() -> None:
@@ -51,7 +51,7 @@ def test_checks() -> None:
     }
     assert checks >= {
         ("market/raw_ticks", "ledger_matches_rows"),
-        ("market/bars_1m", "bars_1m_unique_symbol_ts"),
+        ("market/bars_1m", "bars_1m_reconcile_raw_ticks"),
         ("market/bars_1m", "bars_1m_ohlc_consistent"),
         ("market/bars_1m", "bars_1m_no_missing_minutes"),
         ("market/bars_daily", "bars_daily_consistent"),

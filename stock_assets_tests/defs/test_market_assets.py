@@ -22,6 +22,7 @@ from stock_assets.defs import analytics, ingest, market
 from stock_assets.defs.ingest.sensors import kafka_ticks_sensor
 from stock_assets.defs.market.jobs import market_end_of_day
 from stock_assets.defs.market.sensors import RANGE_END_TAG, RANGE_START_TAG, sessions_after_ingest
+from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import calendar, db, marketdata
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.sources import replay
@@ -70,7 +71,10 @@ def graph(
     )
     instance = dg.DagsterInstance.ephemeral()
     defs = dg.Definitions.merge(
-        ingest.defs, market.defs, analytics.defs, dg.Definitions(resources=resources)
+        ingest.defs,
+        market.defs,
+        analytics.defs,
+        dg.Definitions(resources={**resources, "trading_config": TradingConfigResource()}),
     )
     with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
         requested = kafka_ticks_sensor(ctx)
@@ -140,7 +144,7 @@ def test_every_check_passed(graph: dict[str, object]) -> None:
     evaluations = [e for run in runs for e in run.get_asset_check_evaluations()]
     names = {e.check_name for e in evaluations}
     assert {
-        "bars_1m_unique_symbol_ts",
+        "bars_1m_reconcile_raw_ticks",
         "bars_1m_ohlc_consistent",
         "bars_1m_no_missing_minutes",
         "bars_daily_consistent",
@@ -246,15 +250,18 @@ def test_indicators_equal_talib_on_the_stored_bars(
         "obv": talib.OBV(c, v),
         "sma_50": talib.SMA(c, 50),
     }
-    # exact equality is tested on the pure function; a stored window is computed from a 450-day
-    # lookback, so recursive indicators (EMA seeds) may differ in the last digits
+    # stored windows are computed from the symbol's whole history: exactly TA-Lib's values
     for name, values in expected.items():
         got = bars[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
-        np.testing.assert_allclose(got, values, rtol=1e-8, err_msg=name)
+        np.testing.assert_array_equal(got, values, err_msg=name)
 
 
-def test_signals_are_written_with_reasons(graph: dict[str, object], module_db: DbSettings) -> None:
-    signals = frame(module_db, "SELECT strategy, side, strength, reason FROM analytics.signals")
+def test_signals_are_written_per_configured_parameters(
+    graph: dict[str, object], module_db: DbSettings
+) -> None:
+    signals = frame(
+        module_db, "SELECT symbol, strategy, params, side, strength, reason FROM analytics.signals"
+    )
     assert set(signals["strategy"]) == {
         "sma_crossover",
         "rsi_mean_reversion",
@@ -262,7 +269,17 @@ def test_signals_are_written_with_reasons(graph: dict[str, object], module_db: D
         "bollinger_breakout",
     }
     assert signals["strength"].is_between(0, 1).all()
-    assert signals.filter(pl.col("strategy") == "sma_crossover")["reason"][0].startswith("SMA20 ")
+    # config/trading.json: MSFT trades SMA 10/30 and MACD only; AAPL the four defaults
+    msft = signals.filter(pl.col("symbol") == "MSFT")
+    assert set(msft["strategy"]) == {"sma_crossover", "macd_cross"}
+    msft_sma = msft.filter(pl.col("strategy") == "sma_crossover")
+    assert set(msft_sma["params"]) == {'{"fast":10,"slow":30}'}
+    assert msft_sma["reason"].str.starts_with("SMA10 crossed").all()
+    aapl_sma = signals.filter(
+        (pl.col("symbol") == "AAPL") & (pl.col("strategy") == "sma_crossover")
+    )
+    assert set(aapl_sma["params"]) == {'{"fast":20,"slow":50}'}
+    assert aapl_sma["reason"].str.starts_with("SMA20 crossed").all()
 
 
 def test_end_of_day_schedule_targets_the_session() -> None:

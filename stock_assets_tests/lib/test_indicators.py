@@ -6,6 +6,7 @@ from datetime import date
 
 import numpy as np
 import polars as pl
+import psycopg
 import pytest
 import talib
 from bokeh_sampledata import stocks
@@ -110,3 +111,13 @@ def test_daily_aggregates_from_minute_bars() -> None:
     r1, r2 = np.log(12 / 11), np.log(11 / 12)
     assert row["realized_vol"] == pytest.approx(np.sqrt(r1**2 + r2**2))
     assert row["return_1d"] is None
+
+
+def test_the_stored_columns_are_the_tables(conn: psycopg.Connection) -> None:
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = 'analytics' AND table_name = 'indicators'"
+    ).fetchall()
+    table = {r[0] for r in rows} - {"symbol", "session_date", "close"}
+    assert table == set(indicators.INDICATOR_COLUMNS)
+    assert len(indicators.INDICATOR_COLUMNS) == len(table)

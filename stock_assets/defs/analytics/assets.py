@@ -1,24 +1,23 @@
 """Analytics domain: TA-Lib indicators and trading signals over daily bars, per NY-day partition."""
 
-from datetime import timedelta
-
 import dagster as dg
 import polars as pl
 
 from stock_assets.defs.market.assets import BARS_DAILY, END_OF_DAY_FRESHNESS
 from stock_assets.defs.market.partitions import session_partitions, window
 from stock_assets.defs.resources import WarehouseResource
+from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import frames, indicators, signals
+from stock_assets.lib.trading import strategies
 
 INDICATORS = dg.AssetKey(["analytics", "indicators"])
 SIGNALS = dg.AssetKey(["analytics", "signals"])
 
-# Indicators of a window are computed from 450 calendar days (~310 sessions) before it: SMA50
-# needs 50 sessions; EMA/RSI/ATR/MACD are recursive and their seed's weight after 300 sessions
-# is < 1e-8 relative, so a window's values do not depend on how partitions were batched.
-INDICATOR_LOOKBACK = timedelta(days=450)
-SIGNAL_LOOKBACK = timedelta(days=10)  # the previous session of each symbol
-
+# Indicators and signals of a window are computed from each symbol's whole history up to the
+# window's last day: a value then depends only on the bars up to its day, never on how runs were
+# batched (OBV is a running total from the symbol's first bar; the EMA family's seed is its
+# first bars). Reading the history costs O(universe x history) rows per run: measured in
+# bench/indicators.py.
 DAILY_SCHEMA = {
     "symbol": pl.String,
     "session_date": pl.Date,
@@ -27,12 +26,7 @@ DAILY_SCHEMA = {
     "close": pl.Float64,
     "volume": pl.Float64,
 }
-INDICATOR_SCHEMA = {
-    "symbol": pl.String,
-    "session_date": pl.Date,
-    "close": pl.Float64,
-    **dict.fromkeys(indicators.INDICATOR_COLUMNS, pl.Float64),
-}
+CLOSE_SCHEMA = {"symbol": pl.String, "session_date": pl.Date, "close": pl.Float64}
 
 
 @dg.asset(
@@ -52,8 +46,8 @@ def indicators_asset(
         daily = frames.read_frame(
             conn,
             "SELECT symbol, session_date, high, low, close, volume FROM market.bars_daily"
-            " WHERE session_date BETWEEN %s AND %s",
-            (w.first_date - INDICATOR_LOOKBACK, w.last_date),
+            " WHERE session_date <= %s",
+            (w.last_date,),
             DAILY_SCHEMA,
         )
         result = indicators.compute_indicators(daily).filter(
@@ -79,28 +73,31 @@ def indicators_asset(
 
 @dg.asset(
     key=SIGNALS,
-    deps=[INDICATORS],
+    deps=[BARS_DAILY],
     partitions_def=session_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="analytics",
-    kinds={"polars", "timescaledb"},
+    kinds={"talib", "polars", "timescaledb"},
     freshness_policy=END_OF_DAY_FRESHNESS,
 )
 def signals_asset(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    trading_config: TradingConfigResource,
 ) -> dg.MaterializeResult:
-    """SMA crossover, RSI mean-reversion, MACD cross and Bollinger breakout signals."""
+    """Signals of every configured (symbol, strategy, parameters) (config/trading.json)."""
     w = window(context)
+    book = trading_config.book(trading_config.settings())
+    symbols = sorted({e.symbol for e in book})
     with warehouse.connection() as conn:
-        ind = frames.read_frame(
+        closes = frames.read_frame(
             conn,
-            "SELECT symbol, session_date, close, "
-            + ", ".join(indicators.INDICATOR_COLUMNS)
-            + " FROM analytics.indicators WHERE session_date BETWEEN %s AND %s",
-            (w.first_date - SIGNAL_LOOKBACK, w.last_date),
-            INDICATOR_SCHEMA,
+            "SELECT symbol, session_date, close FROM market.bars_daily"
+            " WHERE symbol = ANY(%s) AND session_date <= %s",
+            (symbols, w.last_date),
+            CLOSE_SCHEMA,
         )
-        result = signals.generate_signals(ind).filter(
+        result = signals.generate_signals(closes, book).filter(
             pl.col("session_date").is_between(w.first_date, w.last_date)
         )
         with conn.transaction():
@@ -116,6 +113,10 @@ def signals_asset(
             "dagster/row_count": result.height,
             "window": w.label(),
             "symbols": sorted(result["symbol"].unique().to_list()),
+            "configured": [
+                f"{e.symbol} {e.strategy} {strategies.params_key(e.params)}" for e in book
+            ],
+            "history_rows_read": closes.height,
             "by_strategy": {
                 f"{r['strategy']}/{r['side']}": r["len"] for r in by_strategy.to_dicts()
             },

@@ -10,7 +10,7 @@ the daily partitions of the bars they read, so a backfill or a re-run of a day i
 
 import math
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import timedelta
 
 import dagster as dg
 import polars as pl
@@ -20,7 +20,7 @@ from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import frames
 from stock_assets.lib.trading import alerts as alerts_lib
-from stock_assets.lib.trading import store, strategies
+from stock_assets.lib.trading import store
 from stock_assets.lib.trading.backtest import Bars, backtest_strategy
 from stock_assets.lib.trading.config import BookEntry
 
@@ -30,9 +30,8 @@ BACKTESTS = dg.AssetKey(["trading", "backtests"])
 PAPER_PORTFOLIO = dg.AssetKey(["trading", "paper_portfolio"])
 ALERTS = dg.AssetKey(["analytics", "alerts"])
 
-# custom-parameter strategies recompute their indicators from this much history before the
-# watermark (the same warm-up as the indicators asset: SMA50 and the recursive EMAs settle)
-WARMUP = timedelta(days=450)
+# bars before the watermark seed each symbol's last close (positions are marked at it)
+CLOSE_LOOKBACK = timedelta(days=10)
 EQUITY_CHECK = "cash_plus_positions_equals_equity"
 
 # Follow the parents: after a parent (partition) was updated, never while a parent or this asset
@@ -112,36 +111,6 @@ def _markdown(df: pl.DataFrame) -> str:
     return header + body
 
 
-def _custom_signals(
-    entries: list[BookEntry], bars: pl.DataFrame, after: date | None
-) -> list[pl.DataFrame]:
-    """Signal rows of symbols whose parameters differ from the signals asset's defaults."""
-    out = []
-    for entry in entries:
-        history = bars.filter(pl.col("symbol") == entry.symbol).sort("session_date")
-        if history.height < 2:
-            continue
-        events = strategies.strategy_events(entry.strategy, history["close"], entry.params)
-        fired = history.select("symbol", "session_date").with_columns(
-            pl.Series("event", events),
-            pl.lit(entry.strategy).alias("strategy"),
-        )
-        if after is not None:
-            fired = fired.filter(pl.col("session_date") > after)
-        out.append(
-            fired.filter(pl.col("event") != 0).select(
-                "symbol",
-                "session_date",
-                "strategy",
-                pl.when(pl.col("event") > 0)
-                .then(pl.lit("buy"))
-                .otherwise(pl.lit("sell"))
-                .alias("side"),
-            )
-        )
-    return out
-
-
 @dg.asset(
     key=PAPER_PORTFOLIO,
     deps=[SIGNALS, BARS_DAILY],
@@ -172,14 +141,10 @@ def paper_portfolio(
                 bars = store.read_bars(
                     conn,
                     [e.symbol for e in entries],
-                    watermark - WARMUP if watermark else None,
+                    watermark - CLOSE_LOOKBACK if watermark else None,
                 )
-                defaults = {e.symbol for e in entries if e.uses_default_params}
-                signals = store.read_signals(conn, strategy, watermark).filter(
-                    pl.col("symbol").is_in(defaults)
-                )
-                custom = [e for e in entries if not e.uses_default_params]
-                signals = pl.concat([signals, *_custom_signals(custom, bars, watermark)])
+                # the signals asset stores every configured (symbol, strategy, params)
+                signals = store.read_signals(conn, strategy, watermark, entries)
                 run = account.apply(
                     bars,
                     signals,

@@ -54,12 +54,12 @@ WITH closes AS (
     WHERE session_date BETWEEN %(first)s AND %(last_bar)s
     WINDOW w AS (PARTITION BY symbol ORDER BY session_date)
 )
-SELECT s.symbol, s.session_date, s.strategy, s.side, s.strength, s.price, s.reason,
+SELECT s.symbol, s.session_date, s.strategy, s.params, s.side, s.strength, s.price, s.reason,
        c.close, c.forward_date, c.forward_close
 FROM analytics.signals s
 LEFT JOIN closes c USING (symbol, session_date)
 WHERE s.session_date BETWEEN %(first)s AND %(last)s
-ORDER BY s.session_date, s.symbol, s.strategy
+ORDER BY s.session_date, s.symbol, s.strategy, s.params
 """
 
 BAR_DOCS_SQL = """
@@ -119,7 +119,7 @@ def read_signal_docs(conn: psycopg.Connection, first: date, last: date) -> list[
         docs.append(
             {
                 **row,
-                "_id": doc_id(row["symbol"], row["session_date"], row["strategy"]),
+                "_id": doc_id(row["symbol"], row["session_date"], row["strategy"], row["params"]),
                 "forward_sessions": FORWARD_SESSIONS,
                 "forward_return": forward,
                 "signal_return": None if forward is None else direction * forward,

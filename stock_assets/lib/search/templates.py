@@ -81,13 +81,14 @@ class Dataset:
 
 SIGNALS = Dataset(
     name="signals",
-    version=1,
+    version=2,  # v2: params (canonical JSON of the strategy's parameters, part of the id)
     date_field="session_date",
     description="analytics.signals with the forward return from market.bars_daily",
     properties={
         "symbol": _KEYWORD,
         "session_date": _DATE,
         "strategy": _KEYWORD,
+        "params": _KEYWORD,
         "side": _KEYWORD,
         "strength": _DOUBLE,
         "price": _DOUBLE,

@@ -1,8 +1,8 @@
 """The trading bot's configuration: config/trading.json, overridden by STOCK_TRADING_* variables.
 
 Top-level fields are the defaults of every symbol; `symbols` lists the traded symbols, each with
-its strategies (name -> parameters; `{}` = the signals asset's defaults) and optional overrides of
-the risk settings. A symbol without `strategies` runs `default_strategies`. When `symbols` is
+its strategies (name -> parameters; `{}` = the strategy's defaults) and optional overrides of the
+risk settings. A symbol without `strategies` runs `default_strategies`. When `symbols` is
 empty the universe (config/symbols.json) runs `default_strategies`. The webhook URL is a secret:
 set it with STOCK_TRADING_WEBHOOK_URL rather than in the file.
 """
@@ -13,32 +13,18 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from stock_assets.lib.settings import ENV_FILE, JsonBackedSettings
 from stock_assets.lib.trading.backtest import BacktestConfig
-from stock_assets.lib.trading.strategies import (
-    BollingerBreakoutParams,
-    MacdCrossParams,
-    RsiMeanReversionParams,
-    SmaCrossoverParams,
-    StrategyParams,
-    default_params,
-)
+from stock_assets.lib.trading.strategies import STRATEGIES, StrategyParams, default_params
 
 
-class StrategySet(BaseModel):
-    """The strategies a symbol runs; a missing key means the strategy is not run."""
-
+class _StrategySetBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sma_crossover: SmaCrossoverParams | None = None
-    rsi_mean_reversion: RsiMeanReversionParams | None = None
-    macd_cross: MacdCrossParams | None = None
-    bollinger_breakout: BollingerBreakoutParams | None = None
 
     def items(self) -> list[tuple[str, StrategyParams]]:
         return [
@@ -48,12 +34,19 @@ class StrategySet(BaseModel):
         ]
 
 
-ALL_DEFAULT_STRATEGIES = StrategySet(
-    sma_crossover=SmaCrossoverParams(),
-    rsi_mean_reversion=RsiMeanReversionParams(),
-    macd_cross=MacdCrossParams(),
-    bollinger_breakout=BollingerBreakoutParams(),
-)
+# The strategies a symbol runs, one optional field per registered strategy (typed by its params
+# dataclass); a missing key means the strategy is not run. Built from the engine's registry, so
+# registering a strategy is all it takes to configure it.
+if TYPE_CHECKING:
+    StrategySet = _StrategySetBase
+else:
+    StrategySet = create_model(
+        "StrategySet",
+        __base__=_StrategySetBase,
+        __module__=__name__,
+        **{name: (s.params_type | None, None) for name, s in STRATEGIES.items()},
+    )
+ALL_DEFAULT_STRATEGIES = StrategySet(**{n: s.default_params() for n, s in STRATEGIES.items()})
 
 
 class SymbolConfig(BaseModel):

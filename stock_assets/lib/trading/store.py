@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from stock_assets.lib import calendar, frames
-from stock_assets.lib.trading import paper
+from stock_assets.lib.trading import paper, strategies
 from stock_assets.lib.trading.alerts import ALERT_COLUMNS
 from stock_assets.lib.trading.backtest import BacktestResult
 from stock_assets.lib.trading.config import BookEntry
@@ -52,12 +52,22 @@ def read_bars(
     )
 
 
-def read_signals(conn: psycopg.Connection, strategy: str, after: date | None) -> pl.DataFrame:
+def read_signals(
+    conn: psycopg.Connection, strategy: str, after: date | None, entries: Sequence[BookEntry]
+) -> pl.DataFrame:
+    """Stored signals of `strategy` after `after`, each symbol's at its configured parameters."""
+    mine = [e for e in entries if e.strategy == strategy]
     return frames.read_frame(
         conn,
-        "SELECT symbol, session_date, strategy, side FROM analytics.signals"
-        " WHERE strategy = %s AND session_date > %s ORDER BY session_date, symbol",
-        (strategy, after or date(1900, 1, 1)),
+        "SELECT s.symbol, s.session_date, s.strategy, s.side FROM analytics.signals s"
+        " JOIN unnest(%s::text[], %s::text[]) AS b(symbol, params) USING (symbol, params)"
+        " WHERE s.strategy = %s AND s.session_date > %s ORDER BY s.session_date, s.symbol",
+        (
+            [e.symbol for e in mine],
+            [strategies.params_key(e.params) for e in mine],
+            strategy,
+            after or date(1900, 1, 1),
+        ),
         SIGNAL_SCHEMA,
     )
 

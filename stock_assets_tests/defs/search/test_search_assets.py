@@ -41,7 +41,11 @@ from stock_assets_tests.lib.search.data import StoppingProxy
 
 
 def _resources(history_db: DbSettings, search: SearchResource) -> dict[str, object]:
-    return {"warehouse": WarehouseResource(dbname=history_db.dbname), "search": search}
+    return {
+        "warehouse": WarehouseResource(dbname=history_db.dbname),
+        "search": search,
+        "trading_config": TradingConfigResource(),  # the signals asset's (symbol, strategy, params)
+    }
 
 
 def _search(settings: SearchSettings, **overrides: object) -> SearchResource:

@@ -1,15 +1,19 @@
 """Trading assets materialized against the real warehouse, over real bokeh_sampledata bars.
 
 The upstream rows (market.bars_daily, analytics.signals) are written here from real prices with the
-platform's own indicator and signal code; the paper portfolio is fed in two deliveries to check
-that it advances incrementally and that re-runs add nothing.
+platform's own signal code for the configured (symbol, strategy, parameters); the paper portfolio
+is fed in two deliveries to check that it advances incrementally and that re-runs add nothing,
+and that it trades MSFT's custom SMA 10/30 from the stored rows.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import tempfile
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -26,11 +30,11 @@ from stock_assets.defs.trading.assets import (
     paper_portfolio,
 )
 from stock_assets.defs.trading.resources import TradingConfigResource
-from stock_assets.lib import db, frames, indicators, signals
+from stock_assets.lib import db, frames, signals
 from stock_assets.lib.settings import DbSettings
 from stock_assets.lib.trading import alerts as alerts_lib
 from stock_assets.lib.trading.backtest import Bars, backtest_strategy
-from stock_assets.lib.trading.config import TradingSettings
+from stock_assets.lib.trading.config import BookEntry, TradingSettings
 from stock_assets.lib.trading.paper import PaperAccount
 from stock_assets_tests.lib.trading.data import real_daily_bars
 from stock_assets_tests.lib.trading.webhook import WebhookServer, webhook_server
@@ -64,10 +68,18 @@ def daily() -> pl.DataFrame:
     return real_daily_bars().filter(pl.col("symbol").is_in(SYMBOLS))
 
 
+def book() -> list[BookEntry]:
+    """The book of CONFIG alone (not merged with the repository's config/trading.json)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trading.json"
+        path.write_text(json.dumps(CONFIG))
+        return TradingSettings.from_file(path).book()
+
+
 def load_upstream(settings: DbSettings, daily: pl.DataFrame, first: date, last: date) -> None:
-    """bars_daily and signals for sessions in [first, last] (indicators use all prior bars)."""
+    """bars_daily and the configured signals for sessions in [first, last] (from all prior bars)."""
     history = daily.filter(pl.col("session_date") <= last)
-    sigs = signals.generate_signals(indicators.compute_indicators(history))
+    sigs = signals.generate_signals(history, book())
     window = pl.col("session_date").is_between(first, last)
     bars = history.filter(window).select(
         "symbol",
@@ -170,6 +182,34 @@ def test_backtests_match_the_library_and_upsert(
     )
     assert sorted(again) == sorted(rows)
 
+    # MSFT's custom SMA 10/30: the backtest's params are the stored signal rows' params, and
+    # every entry fills at the open after a stored 10/30 signal of the entry's direction
+    (params,) = query(
+        module_db,
+        "SELECT params->'params' FROM trading.backtests"
+        " WHERE symbol = 'MSFT' AND strategy = 'sma_crossover'",
+    )[0]
+    assert params == {"fast": 10, "slow": 30}
+    sessions = sorted(
+        r[0] for r in query(module_db, "SELECT DISTINCT session_date FROM market.bars_daily")
+    )
+    next_session = dict(itertools.pairwise(sessions))
+    stored = query(
+        module_db,
+        "SELECT session_date, side FROM analytics.signals WHERE symbol = 'MSFT'"
+        " AND strategy = 'sma_crossover' AND params = %s",
+        '{"fast":10,"slow":30}',
+    )
+    assert stored
+    fills = {(next_session.get(day), "long" if side == "buy" else "short") for day, side in stored}
+    entries = query(
+        module_db,
+        "SELECT t.entry_date, t.direction FROM trading.backtest_trades t"
+        " JOIN trading.backtests b USING (backtest_id)"
+        " WHERE b.symbol = 'MSFT' AND b.strategy = 'sma_crossover'",
+    )
+    assert entries and set(entries) <= fills
+
 
 def paper_state(settings: DbSettings) -> dict[str, object]:
     return {
@@ -201,25 +241,32 @@ def test_paper_portfolio_advances_incrementally_and_reruns_add_nothing(
     assert dg.materialize([paper_portfolio], resources=resources).success  # nothing new
     assert paper_state(module_db) == state
 
-    # the same result as one pass over everything with the pure account
+    # the same result as one pass over everything with the pure account, fed the rows the
+    # signals asset stores for the configured parameters (MSFT trades SMA 10/30, not 20/50)
     settings = settings_of(resources)
-    sigs = signals.generate_signals(indicators.compute_indicators(daily))
+    sigs = signals.generate_signals(daily, settings.book())
+    msft_sma = sigs.filter((pl.col("symbol") == "MSFT") & (pl.col("strategy") == "sma_crossover"))
+    assert set(msft_sma["params"]) == {'{"fast":10,"slow":30}'}
+    assert msft_sma["reason"][0].startswith("SMA10 crossed")
     for strategy in ("macd_cross", "sma_crossover"):
         entries = [e for e in settings.book() if e.strategy == strategy]
-        symbols = {e.symbol for e in entries if e.uses_default_params}
         account = PaperAccount(settings.paper_account_id(strategy), strategy, settings.initial_cash)
         run = account.apply(
             daily.filter(pl.col("symbol").is_in([e.symbol for e in entries])),
-            sigs.filter((pl.col("strategy") == strategy) & pl.col("symbol").is_in(symbols)),
+            sigs.filter(pl.col("strategy") == strategy),
             commission={e.symbol: e.config.commission for e in entries},
             fraction=settings.paper_position_fraction,
             long_only={e.symbol: e.config.long_only for e in entries},
         )
         stored = [r for r in state["equity"] if r[0] == account.account_id]  # type: ignore[union-attr]
-        if strategy == "macd_cross":  # default parameters everywhere: identical to one pass
-            assert [r[2] for r in stored] == pytest.approx([p.equity for p in run.equity], rel=1e-9)
-        else:  # MSFT's custom SMA 10/30 comes from the strategy, not analytics.signals
-            assert len(stored) == len(run.equity)
+        assert [r[2] for r in stored] == pytest.approx([p.equity for p in run.equity], rel=1e-9)
+    # every MSFT sma_crossover order is a stored SMA 10/30 signal (and some were placed)
+    msft_orders = {
+        r[2]
+        for r in state["orders"]  # type: ignore[union-attr]
+        if r[1] == "MSFT" and r[3] == "sma_crossover"
+    }
+    assert msft_orders and msft_orders <= set(msft_sma["session_date"])
 
     bad = query(
         module_db,

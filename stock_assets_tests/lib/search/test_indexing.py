@@ -130,18 +130,19 @@ def test_forward_return_matches_sql_over_all_bars(
                    lead(close, %s) OVER (PARTITION BY symbol ORDER BY session_date) AS fwd
             FROM market.bars_daily
         )
-        SELECT s.symbol, s.session_date, s.strategy, s.side, b.fwd / b.close - 1
+        SELECT s.symbol, s.session_date, s.strategy, s.params, s.side, b.fwd / b.close - 1
         FROM analytics.signals s JOIN b USING (symbol, session_date)
         WHERE s.session_date BETWEEN %s AND %s
         """,
         (FORWARD_SESSIONS, first, last),
     ).fetchall()
-    assert any(r[4] is None for r in rows) and any(r[4] is not None for r in rows)
-    for symbol, day, strategy, side, forward in rows:
+    assert any(r[5] is None for r in rows) and any(r[5] is not None for r in rows)
+    for symbol, day, strategy, params, side, forward in rows:
         doc = client.get(
             index=templates.SIGNALS.index_for(prefix, day),
-            id=indexing.doc_id(symbol, day, strategy),
+            id=indexing.doc_id(symbol, day, strategy, params),  # the row's natural key
         )["_source"]
+        assert doc["params"] == params
         assert doc["forward_sessions"] == FORWARD_SESSIONS
         if forward is None:
             assert doc["forward_return"] is None and doc["signal_return"] is None
