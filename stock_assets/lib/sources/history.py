@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -41,6 +41,7 @@ class HistoryEnd:
 
     last_seq: dict[str, int]
     last_price: dict[str, float]
+    last_session: dict[str, date]  # New York date of each symbol's last history tick
     end_us: int  # end of the newest history bar (the live stream starts here)
     ticks: int
 
@@ -81,7 +82,15 @@ def history_frame(seed: int = 0, ticks_per_bar: int = 8) -> pl.DataFrame:
 
 def history_end(frame: pl.DataFrame) -> HistoryEnd:
     """Last seq/price per symbol of `history_frame`, and the end of the newest bar."""
-    last = frame.group_by("symbol").agg(pl.col("seq").max(), pl.col("price").sort_by("seq").last())
+    last = frame.group_by("symbol").agg(
+        pl.col("seq").max(),
+        pl.col("price").sort_by("seq").last(),
+        session=pl.col("ts_us")
+        .max()
+        .cast(pl.Datetime("us", "UTC"))
+        .dt.convert_time_zone(replay.NY)
+        .dt.date(),
+    )
     end_us = 0
     for name, start, end in _history_bars():
         bars = replay.load_bars(name, None, start, end)
@@ -95,6 +104,7 @@ def history_end(frame: pl.DataFrame) -> HistoryEnd:
     return HistoryEnd(
         last_seq=dict(zip(last["symbol"], last["seq"], strict=True)),
         last_price=dict(zip(last["symbol"], last["price"], strict=True)),
+        last_session=dict(zip(last["symbol"], last["session"], strict=True)),
         end_us=end_us,
         ticks=frame.height,
     )
