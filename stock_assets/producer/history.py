@@ -2,7 +2,8 @@
 
 What is already published is decided per symbol by the highest seq known to be on the topic:
 the producer's checkpoint (acknowledged deliveries) or, when that file is gone or behind, the
-warehouse (`market.raw_ticks`, the newest replay/simulator tick per symbol). The higher one wins.
+warehouse (`market.raw_ticks`, the newest replay/simulator tick per symbol; or, once raw ticks
+have expired, the daily bar of the symbol's last history session). The higher one wins.
 So a restart, or a wiped checkpoint next to a loaded warehouse, publishes nothing twice. (Were both
 lost while Kafka still holds the history, it is published again: the offset ledger keeps the
 tables exact, only Kafka traffic doubles.)
@@ -40,28 +41,40 @@ class HistoryOptions:
     live: bool = True
 
 
-def warehouse_positions(settings: DbSettings, symbols: list[str]) -> dict[str, int]:
-    """Per symbol, the seq of its newest history/live tick in market.raw_ticks (index scan)."""
+def warehouse_positions(settings: DbSettings, end: history.HistoryEnd) -> dict[str, int]:
+    """Per symbol, what the warehouse proves published: the seq of its newest history/live tick
+    in market.raw_ticks (an index scan), or the whole history when the daily bar of its last
+    history session exists (raw ticks expire after a year; the bars stay)."""
+    symbols = end.symbols
     with db.connect(settings) as conn:
         rows = conn.execute(
-            "SELECT s.symbol, (SELECT t.seq FROM market.raw_ticks t"
-            "  WHERE t.symbol = s.symbol AND t.source = ANY(%s) ORDER BY t.ts DESC LIMIT 1)"
-            " FROM unnest(%s::text[]) AS s(symbol)",
-            (list(SOURCES), symbols),
+            "SELECT s.symbol,"
+            " (SELECT t.seq FROM market.raw_ticks t"
+            "   WHERE t.symbol = s.symbol AND t.source = ANY(%s) ORDER BY t.ts DESC LIMIT 1),"
+            " EXISTS (SELECT 1 FROM market.bars_daily b"
+            "   WHERE b.symbol = s.symbol AND b.session_date = s.last_session)"
+            " FROM unnest(%s::text[], %s::date[]) AS s(symbol, last_session)",
+            (list(SOURCES), symbols, [end.last_session[s] for s in symbols]),
         ).fetchall()
-    return {str(s): int(seq) for s, seq in rows if seq is not None}
+    positions = {}
+    for symbol, seq, has_last_bar in rows:
+        known = max(-1 if seq is None else int(seq), end.last_seq[symbol] if has_last_bar else -1)
+        if known >= 0:
+            positions[str(symbol)] = known
+    return positions
 
 
 def published_positions(
-    checkpoint: Mapping[str, int], settings: DbSettings | None, symbols: list[str]
+    checkpoint: Mapping[str, int], settings: DbSettings | None, end: history.HistoryEnd
 ) -> tuple[dict[str, int], str]:
     """max(checkpoint, warehouse) per symbol, and which of them said so (for the log)."""
+    symbols = end.symbols
     positions = {s: checkpoint[s] for s in symbols if s in checkpoint}
     origin = "checkpoint" if positions else "nothing"
     if settings is None:
         return positions, origin
     try:
-        stored = warehouse_positions(settings, symbols)
+        stored = warehouse_positions(settings, end)
     except (psycopg.Error, ConfigError) as exc:
         log.warning("warehouse not readable (%s): trusting the checkpoint alone", exc)
         return positions, origin
@@ -80,7 +93,7 @@ def history_records(
     """The records to send: the unpublished part of the history (flat out), then live."""
     frame = history.history_frame(options.seed, options.ticks_per_bar)
     end = history.history_end(frame)
-    positions, origin = published_positions(producer.checkpoint.ticks, warehouse, end.symbols)
+    positions, origin = published_positions(producer.checkpoint.ticks, warehouse, end)
     pending = history.unpublished(frame, positions)
     if pending.height == 0:
         log.info("history: all %d ticks already published (per %s)", frame.height, origin)

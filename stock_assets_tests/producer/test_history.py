@@ -164,6 +164,29 @@ def test_history_is_published_and_loaded_once(
     assert ends(kafka) == first
     assert warehouse_counts(warehouse) == counts
 
+    # raw ticks expired (retention), the daily bars of the last history sessions kept
+    end = history.history_end(history.history_frame())
+    with db.connect(warehouse) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM market.raw_ticks")
+        cur.executemany(
+            "INSERT INTO market.bars_daily"
+            " (symbol, session_date, open, high, low, close, volume, trade_count)"
+            " VALUES (%s, %s, 1, 1, 1, 1, 1, 1)",
+            [(s, end.last_session[s]) for s in end.symbols],
+        )
+        conn.commit()
+    checkpoint.unlink()
+    produce_history(checkpoint)
+    assert ends(kafka) == first
+
+    # nothing says it any more (checkpoint and warehouse both gone): published again
+    with db.connect(warehouse) as conn:
+        conn.execute("DELETE FROM market.bars_daily")
+        conn.commit()
+    checkpoint.unlink()
+    produce_history(checkpoint)
+    assert sum(ends(kafka).values()) == 2 * total
+
 
 def test_an_interrupted_history_resumes_where_it_stopped(
     env, kafka: KafkaSettings, tmp_path: Path
