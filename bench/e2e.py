@@ -27,11 +27,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,12 +67,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def percentile(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: int) -> float | None:
+    """The q-th percentile (nearest rank, so an infinite value stays infinite)."""
     if not values:
         return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]  # type: ignore[call-overload]
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def ny_day(stamp_us: int) -> date:
@@ -357,6 +357,7 @@ def measure(
     progress: dict[str, stage_progress.StageProgress] = {}
     runs: dict[str, int] = {}
     live_signals: datetime | None = None
+    at_live_start: dict[str, str] = {}
     elapsed = 0.0
     with db.connect(warehouse, autocommit=True) as conn:
         while True:
@@ -378,6 +379,7 @@ def measure(
                 history_s = milestones["history_done"] = elapsed
             if live_start is None and (history_s is not None or elapsed > args.history_timeout_s):
                 live_start = (elapsed, time.time(), progress, kafka_watch.newest_us)
+                at_live_start = {k: v.label() for k, v in progress.items()}
                 live_signals = dagster_watch.signals_reached()
                 live_end_at = elapsed + args.live_minutes * 60
                 print(f"[+{elapsed:5.0f}s] live phase for {args.live_minutes:g} min", flush=True)
@@ -406,16 +408,20 @@ def measure(
     signals_s = event_s(live_signals, dagster_watch.signals_reached())
     stages["signals_partitions"] = round(signals_s, 1)
     ratio = round(signals_s / producer_s, 3) if producer_s > 0 else None
-    # tick -> signal latency per session day whose last tick was published in the live phase
-    now = time.time()
-    latencies, missing = [], 0
+    # tick -> signal latency per session day whose last tick was published in the live phase;
+    # a day whose signals never came counts as infinitely late (p95 is null once > 5 % are)
+    latencies: list[float] = []
+    missing = 0
     for day, published in sorted(kafka_watch.day_published.items()):
         if published < start_wall or day >= ny_day(kafka_watch.newest_us):
             continue  # published before the live phase, or the day is still running
         done = dagster_watch.signals_at.get(day)
         if done is None:
             missing += 1
-        latencies.append((done or now) - published)
+            latencies.append(math.inf)
+        else:
+            latencies.append(done - published)
+    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
     return {
         "ratio": ratio,
         "keep_pace_ratio": ratio,
@@ -428,13 +434,14 @@ def measure(
         "producer_progress_s": round(producer_s, 1),
         "stage_progress_s": stages,
         "latency": {
-            "p50_s": round(p, 1) if (p := percentile(latencies, 50)) is not None else None,
-            "p95_s": round(p, 1) if (p := percentile(latencies, 95)) is not None else None,
+            "p50_s": round(p50, 1) if p50 is not None and math.isfinite(p50) else None,
+            "p95_s": round(p95, 1) if p95 is not None and math.isfinite(p95) else None,
             "days": len(latencies),
-            "days_without_signals_yet": missing,
+            "days_without_signals": missing,
         },
         "max_queued_runs": max_queued,
         "runs": runs,
+        "at_live_start": at_live_start,
         "final": {s: v.label() for s, v in progress.items()},
         "targets": TARGETS,
         "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg()},

@@ -40,6 +40,7 @@ eval "$("$PY" -m stock_assets.cli dev-env)"
 PROGRESS_PID=
 stop_progress() { [ -z "$PROGRESS_PID" ] || kill "$PROGRESS_PID" 2>/dev/null || true; }
 trap 'echo; log "stopping apps"; stop_progress; stop_apps; exit 0' INT TERM
+STARTED=$(date +%s)
 for app in "${APPS[@]}"; do
   name=${app%%|*}; command=${app#*|}
   pid_alive "app-$name" && { log "$name already running"; continue; }
@@ -63,13 +64,15 @@ $(./infra/services.sh status | sed 's/^/    /')
 
   Ctrl-C stops the apps; \`make services-down\` stops the services too.
 
-  What you will see (progress below until the history is in; sign in to the dashboard first):
-    after ~1 min     Market: daily candles of the five symbols since 2000
-    then             Signals and Analytics: indicators and signals over the whole history
-    then             Backtests and Portfolio: backtests per strategy, the paper portfolio's equity
-    afterwards       live days appended every ~7 s (one NYSE session per 6.5 s at ${REPLAY_SPEED}x)
+  What you will see, in this order (the progress lines below say when each arrives; the target
+  is all of it within 3 minutes; sign in to the dashboard with the login above):
+    1. Market           daily candles of AAPL FB GOOG IBM MSFT since 2000, AAPL intraday 2024-2026
+    2. Market, Signals  indicators over the candles; strategy signals over the whole history
+    3. Portfolio        backtests per strategy and symbol, the paper portfolio's equity curve
+    4. then live        simulated sessions appended, one NYSE session per ~7 s at ${REPLAY_SPEED}x,
+                        until the event time reaches today, then in real time
 MSG
-"$PY" -m stock_assets.cli progress --follow --every-s 10 2>>"$LOG_DIR/progress.log" &
+"$PY" -m stock_assets.cli progress --follow --every-s 10 --since "$STARTED" 2>>"$LOG_DIR/progress.log" &
 PROGRESS_PID=$!
 while true; do
   for app in "${APPS[@]}"; do

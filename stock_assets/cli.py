@@ -74,12 +74,13 @@ def cmd_progress(args: argparse.Namespace) -> None:
     from stock_assets.lib.sources import history
 
     end = history.history_end(history.history_frame())
-    started = clock.monotonic()
+    started = args.since if args.since is not None else clock.time()
     milestones = {
         "raw_ticks": "ticks loaded into market.raw_ticks",
         "bars_daily": "daily candles: Dashboard > Market",
-        "signals": "indicators and signals: Dashboard > Signals",
-        "backtests": "backtests: Dashboard > Backtests",
+        "indicators": "indicators: Dashboard > Market",
+        "signals": "signals: Dashboard > Signals",
+        "backtests": "backtests: Dashboard > Portfolio",
         "equity": "paper portfolio equity: Dashboard > Portfolio",
     }
     last_line = ""
@@ -87,7 +88,7 @@ def cmd_progress(args: argparse.Namespace) -> None:
         with db.connect(DbSettings.load()) as conn:
             progress = stage_progress.read(conn)
             done = stage_progress.history_done(conn, end.last_session)
-        stamp = f"[+{clock.monotonic() - started:4.0f}s]"
+        stamp = f"[+{clock.time() - started:4.0f}s]"
         for stage, what in list(milestones.items()):
             if progress[stage].rows:
                 print(f"{stamp} first {what} ({progress[stage].label()})", flush=True)
@@ -129,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     progress = sub.add_parser("progress", help="rows and event time reached per stage")
     progress.add_argument("--follow", action="store_true", help="repeat until the history is in")
     progress.add_argument("--every-s", type=float, default=5.0)
+    progress.add_argument(
+        "--since", type=float, default=None, help="epoch seconds the [+N s] stamps count from"
+    )
     progress.set_defaults(func=cmd_progress)
     produce = sub.add_parser("produce", help="publish market data from a source to Kafka")
     _add_produce_arguments(produce)
