@@ -410,6 +410,7 @@ def measure(
     ratio = round(signals_s / producer_s, 3) if producer_s > 0 else None
     # tick -> signal latency per session day whose last tick was published in the live phase;
     # a day whose signals never came counts as infinitely late (p95 is null once > 5 % are)
+    now = time.time()
     latencies: list[float] = []
     missing = 0
     for day, published in sorted(kafka_watch.day_published.items()):
@@ -432,6 +433,9 @@ def measure(
         "live_s": round(live_s, 1),
         "speed": args.speed,
         "producer_progress_s": round(producer_s, 1),
+        # wall clock minus the newest event time: the producer never runs ahead of it, so once
+        # caught up it waits for the next NYSE session (progress 0 while the market is closed)
+        "producer_event_lag_at_end_s": round(now - kafka_watch.newest_us / 1e6, 1),
         "stage_progress_s": stages,
         "latency": {
             "p50_s": round(p50, 1) if p50 is not None and math.isfinite(p50) else None,
