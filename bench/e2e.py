@@ -351,13 +351,13 @@ def measure(
     milestones: dict[str, float] = {}
     max_queued = 0
     history_s: float | None = None
-    live_start: tuple[float, float, dict[str, stage_progress.StageProgress], int] | None = None
+    live_start: tuple[float, float, int] | None = None
     live_end_at: float | None = None
     last_line = 0.0
     progress: dict[str, stage_progress.StageProgress] = {}
     runs: dict[str, int] = {}
-    live_signals: datetime | None = None
     at_live_start: dict[str, str] = {}
+    window_start: dict[str, datetime] = {}
     elapsed = 0.0
     with db.connect(warehouse, autocommit=True) as conn:
         while True:
@@ -378,11 +378,17 @@ def measure(
             if history_s is None and stage_progress.history_done(conn, end.last_session):
                 history_s = milestones["history_done"] = elapsed
             if live_start is None and (history_s is not None or elapsed > args.history_timeout_s):
-                live_start = (elapsed, time.time(), progress, kafka_watch.newest_us)
+                live_start = (elapsed, time.time(), kafka_watch.newest_us)
                 at_live_start = {k: v.label() for k, v in progress.items()}
-                live_signals = dagster_watch.signals_reached()
                 live_end_at = elapsed + args.live_minutes * 60
                 print(f"[+{elapsed:5.0f}s] live phase for {args.live_minutes:g} min", flush=True)
+            if live_start is not None:  # where each stage stood when the window began (or
+                # when it first had data inside the window)
+                for stage, value in progress.items():
+                    if value.event_time is not None:
+                        window_start.setdefault(stage, value.event_time)
+                if (reached := dagster_watch.signals_reached()) is not None:
+                    window_start.setdefault("signals_partitions", reached)
             if elapsed - last_line >= args.every_s:
                 last_line = elapsed
                 producer_at = (
@@ -398,15 +404,19 @@ def measure(
             if live_end_at is not None and elapsed >= live_end_at:
                 break
     assert live_start is not None
-    start_elapsed, start_wall, start_progress, start_newest = live_start
+    start_elapsed, start_wall, start_newest = live_start
     live_s = elapsed - start_elapsed
     producer_s = (kafka_watch.newest_us - start_newest) / 1e6
     stages = {
-        s: round(event_s(start_progress[s].event_time, progress[s].event_time), 1)
+        s: round(event_s(window_start.get(s), progress[s].event_time), 1) for s in LIVE_STAGES
+    }
+    signals_s = event_s(window_start.get("signals_partitions"), dagster_watch.signals_reached())
+    stages["signals_partitions"] = round(signals_s, 1)
+    newest = datetime.fromtimestamp(kafka_watch.newest_us / 1e6, UTC)
+    stage_lag = {
+        s: round((newest - t).total_seconds(), 1) if (t := progress[s].event_time) else None
         for s in LIVE_STAGES
     }
-    signals_s = event_s(live_signals, dagster_watch.signals_reached())
-    stages["signals_partitions"] = round(signals_s, 1)
     ratio = round(signals_s / producer_s, 3) if producer_s > 0 else None
     # tick -> signal latency per session day whose last tick was published in the live phase;
     # a day whose signals never came counts as infinitely late (p95 is null once > 5 % are)
@@ -437,6 +447,7 @@ def measure(
         # caught up it waits for the next NYSE session (progress 0 while the market is closed)
         "producer_event_lag_at_end_s": round(now - kafka_watch.newest_us / 1e6, 1),
         "stage_progress_s": stages,
+        "stage_event_lag_at_end_s": stage_lag,
         "latency": {
             "p50_s": round(p50, 1) if p50 is not None and math.isfinite(p50) else None,
             "p95_s": round(p95, 1) if p95 is not None and math.isfinite(p95) else None,
