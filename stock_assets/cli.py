@@ -67,6 +67,48 @@ def cmd_dev_env(args: argparse.Namespace) -> None:
         print(f"export {key}={shlex.quote(value)}")
 
 
+def cmd_progress(args: argparse.Namespace) -> None:
+    """Print how far each warehouse stage has come; --follow repeats until the history is in."""
+    import time as clock
+
+    from stock_assets.lib import stage_progress
+    from stock_assets.lib.sources import history
+
+    end = history.history_end(history.history_frame())
+    started = args.since if args.since is not None else clock.time()
+    milestones = {
+        "raw_ticks": "ticks loaded into market.raw_ticks",
+        "bars_daily": "daily candles: Dashboard > Market",
+        "indicators": "indicators: Dashboard > Market",
+        "signals": "signals: Dashboard > Signals",
+        "backtests": "backtests: Dashboard > Portfolio",
+        "equity": "paper portfolio equity: Dashboard > Portfolio",
+    }
+    last_line = ""
+    while True:
+        with db.connect(DbSettings.load()) as conn:
+            progress = stage_progress.read(conn)
+            done = stage_progress.history_done(conn, end.last_session)
+        stamp = f"[+{clock.time() - started:4.0f}s]"
+        for stage, what in list(milestones.items()):
+            if progress[stage].rows:
+                print(f"{stamp} first {what} ({progress[stage].label()})", flush=True)
+                del milestones[stage]
+        line = stage_progress.summary(progress)
+        if line != last_line:
+            print(f"{stamp} {line}", flush=True)
+            last_line = line
+        if done:
+            print(
+                f"{stamp} history complete: {end.ticks:,} ticks of {', '.join(end.symbols)} "
+                "with candles, indicators, signals, backtests and equity",
+                flush=True,
+            )
+        if not args.follow or done:
+            return
+        clock.sleep(args.every_s)
+
+
 def cmd_produce(args: argparse.Namespace) -> None:
     """Publish market data from a source to Kafka (exit code 1 if anything was not delivered)."""
     from stock_assets.producer import cli as producer_cli
@@ -86,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_dev_env
     )
     sub.add_parser("retention", help="drop expired chunks").set_defaults(func=cmd_retention)
+    progress = sub.add_parser("progress", help="rows and event time reached per stage")
+    progress.add_argument("--follow", action="store_true", help="repeat until the history is in")
+    progress.add_argument("--every-s", type=float, default=5.0)
+    progress.add_argument(
+        "--since", type=float, default=None, help="epoch seconds the [+N s] stamps count from"
+    )
+    progress.set_defaults(func=cmd_progress)
     produce = sub.add_parser("produce", help="publish market data from a source to Kafka")
     _add_produce_arguments(produce)
     produce.set_defaults(func=cmd_produce)

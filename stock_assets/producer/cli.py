@@ -10,8 +10,10 @@ from pathlib import Path
 
 from stock_assets.lib.marketdata import Record
 from stock_assets.lib.providers import PROVIDERS, ProviderAuthError, make_client
-from stock_assets.lib.settings import KafkaSettings
+from stock_assets.lib.settings import ConfigError, DbSettings, KafkaSettings
+from stock_assets.lib.sources.history import DEFAULT_LIVE_RATE
 from stock_assets.lib.sources.replay import DATASETS
+from stock_assets.producer.history import HistoryOptions, history_records
 from stock_assets.producer.service import MarketDataProducer, resume_filter
 from stock_assets.producer.sources import SOURCES, SourceOptions, build_records
 
@@ -31,7 +33,12 @@ def _when(text: str) -> datetime:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `produce` sub-command's options."""
-    parser.add_argument("--source", choices=SOURCES, default="replay")
+    parser.add_argument(
+        "--source",
+        choices=(*SOURCES, "history"),
+        default="replay",
+        help="history = every bundled replay dataset as one backfill, then simulated live",
+    )
     parser.add_argument("--symbols", type=_symbols, default=None, help="comma-separated")
     parser.add_argument("--dataset", choices=DATASETS, default="daily", help="replay dataset")
     parser.add_argument("--kind", choices=("ticks", "bars"), default="ticks", help="replay output")
@@ -66,6 +73,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="resume file: acknowledged positions per symbol",
     )
     parser.add_argument("--progress-every-s", type=float, default=10.0)
+    parser.add_argument(
+        "--live-rate",
+        type=float,
+        default=DEFAULT_LIVE_RATE,
+        help="history: live trades per trading second (all symbols)",
+    )
+    parser.add_argument(
+        "--no-live", dest="live", action="store_false", help="history: stop after the history"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     )
     client = None
     producer.check_topics()
+    if args.source == "history":
+        return _run_history(args, producer)
     try:
         if args.source in PROVIDERS:
             client = make_client(args.source, base_url=args.base_url, sleep=producer.wait)
@@ -110,4 +128,22 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             client.close()
+    return 0 if stats.ok else 1
+
+
+def _run_history(args: argparse.Namespace, producer: MarketDataProducer) -> int:
+    """The bundled history (what is not published yet), then the live continuation."""
+    try:
+        warehouse: DbSettings | None = DbSettings.load()
+    except ConfigError as exc:
+        log.warning("no warehouse settings (%s): the checkpoint alone says what is published", exc)
+        warehouse = None
+    options = HistoryOptions(
+        seed=args.seed,
+        ticks_per_bar=args.ticks_per_bar,
+        speed=args.speed,
+        live_rate=args.live_rate,
+        live=args.live,
+    )
+    stats = producer.run(history_records(producer, options, warehouse), limit=args.limit)
     return 0 if stats.ok else 1
