@@ -51,6 +51,10 @@ class ChaosServices:
     profile: str = "single"
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="stock-chaos-")))
 
+    def __post_init__(self) -> None:
+        # Code that finds the cache through the state dir (spark.session.jars_dir) finds it too.
+        (self.root / "cache").symlink_to(_cache_dir(), target_is_directory=True)
+
     @property
     def pg_port(self) -> int:
         return PORTS[self.profile][0]
