@@ -135,14 +135,12 @@ _kafka_settled() {
   return 1
 }
 
+# Stops the nodes of either profile (whichever runs), in parallel.
 kafka_stop() {
-  local n name
-  for n in "${KAFKA_NODES[@]}"; do
-    name=$(_kafka_name "$n")
-    stop_daemon "$name" 30 &
-  done
+  local name
+  for name in kafka kafka-1 kafka-2 kafka-3; do stop_daemon "$name" 30 & done
   wait
-  for n in "${KAFKA_NODES[@]}"; do name=$(_kafka_name "$n"); rm -f "$RUN_DIR/$name.logpos" "$RUN_DIR/$name.ready"; done
+  for name in kafka kafka-1 kafka-2 kafka-3; do rm -f "$RUN_DIR/$name.logpos" "$RUN_DIR/$name.ready"; done
   rm -f "$KAFKA_ENV"
 }
 

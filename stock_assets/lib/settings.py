@@ -83,6 +83,8 @@ class JsonBackedSettings(BaseSettings):
             problems = "; ".join(
                 f"{cls.json_name}.{'.'.join(str(p) for p in err['loc'])} "
                 f"(env {prefix}{str(err['loc'][0]).upper()}): {err['msg']}"
+                if err["loc"]
+                else f"{cls.json_name}: {err['msg']}"  # a check across fields
                 for err in exc.errors()
             )
             raise ConfigError(f"invalid configuration in {cls.json_path()}: {problems}") from exc
@@ -154,14 +156,19 @@ class KafkaSettings(JsonBackedSettings):
         profile_env = state_dir() / "run" / "kafka.env"
         if not profile_env.is_file():
             return sources
-        return (*sources[:2], DotEnvSettingsSource(settings_cls, env_file=profile_env), *sources[2:])
+        return (
+            *sources[:2],
+            DotEnvSettingsSource(settings_cls, env_file=profile_env),
+            *sources[2:],
+        )
 
     @model_validator(mode="after")
     def _isr_fits(self) -> KafkaSettings:
         if self.min_insync_replicas > self.replication_factor:
             raise ValueError(
                 f"min_insync_replicas {self.min_insync_replicas} > replication_factor "
-                f"{self.replication_factor}: no write could ever succeed"
+                f"{self.replication_factor} (env STOCK_KAFKA_MIN_INSYNC_REPLICAS, "
+                "STOCK_KAFKA_REPLICATION_FACTOR): no acks=all write could ever succeed"
             )
         return self
 

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ def max_run_retries() -> int:
 @dataclass
 class Run:
     run_key: str | None
-    run_config: dict[str, Any]
+    run_config: Mapping[str, Any]
     attempt: int = 0
     process: subprocess.Popen[str] | None = None
 
@@ -113,7 +113,7 @@ class Orchestrator:
         return run
 
     def finish(self, run: Run, timeout_s: float = 240) -> bool:
-        """Wait for the run; on failure retry it (dagster.yaml run_retries); True if it succeeded."""
+        """Wait for the run, retrying a failure as dagster.yaml run_retries says; True: success."""
         assert run.process is not None
         while True:
             try:

@@ -18,9 +18,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -226,17 +226,18 @@ def dead_letters(kafka: KafkaSettings, timeout_s: float = 10.0) -> Counter[tuple
         open_parts = set(ends)
         while open_parts and time.monotonic() < deadline:
             for msg in consumer.consume(500, timeout=1.0):
-                if msg.error() is not None:
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
                         open_parts.discard(msg.partition())
                     continue
-                headers = dict(msg.headers() or [])
+                headers = {h[0]: h[1] for h in msg.headers() or [] if isinstance(h[1], bytes)}
                 try:
                     source = (
                         int(headers["dlq.source.partition"]),
                         int(headers["dlq.source.offset"]),
                     )
-                except (KeyError, ValueError, TypeError):
+                except (KeyError, ValueError):
                     continue
                 found[source] += 1
                 if (msg.offset() or 0) + 1 >= ends[msg.partition()]:
@@ -280,6 +281,12 @@ def drive_and_tally(
     def accounted() -> bool:
         return tally(result, produced, orchestrator.db, orchestrator.kafka)
 
+    started = time.monotonic()
+    t_fault = fault_at()
+    if t_fault is not None:
+        result.notes.append(
+            f"producing done, loading starts {started - t_fault:.1f}s after the fault"
+        )
     result.recovered = orchestrator.drive(accounted, timeout_s, on_run=on_run)
     tally(result, produced, orchestrator.db, orchestrator.kafka)
     t0 = fault_at()
@@ -420,7 +427,7 @@ def _kill_during_copy(
 
 
 def postgres_kill(services: ChaosServices, timeout_s: float = 60) -> ScenarioResult:
-    """kill -9 of PostgreSQL (every process of the cluster) during a run's COPY; restarted 1 s later."""
+    """kill -9 of PostgreSQL (every process of it) during a run's COPY; restarted 1 s later."""
 
     def kill(_run: Run) -> None:
         services.kill("postgres")
@@ -457,7 +464,7 @@ def poison(services: ChaosServices, timeout_s: float = 60) -> ScenarioResult:
     """Poison records inside the ranges of valid ticks: dead-lettered alone, the rest loads."""
     result = ScenarioResult(
         "poison",
-        fault="8 poison records (NUL, price <= 0, no schema_version, oversize, bad JSON) among ticks",
+        fault="8 poison records (NUL, price <= 0, no schema_version, oversize, bad JSON)",
         needs="12.2 (per-record dead-lettering, bounded DLQ records, shared validation); 12.1",
     )
     t0 = time.monotonic()

@@ -111,10 +111,10 @@ class ChaosServices:
 
     def db_settings(self, dbname: str | None = None) -> DbSettings:
         overrides = {"dbname": dbname} if dbname else {}
-        return DbSettings.load(port=self.pg_port, **overrides)  # type: ignore[no-any-return]
+        return DbSettings.load(port=self.pg_port, **overrides)
 
     def kafka_settings(self, topic_prefix: str = "") -> KafkaSettings:
-        return KafkaSettings.load(  # type: ignore[no-any-return]
+        return KafkaSettings.load(
             bootstrap_servers=self.bootstrap_servers,
             topic_prefix=topic_prefix,
             replication_factor=len(self.nodes),
