@@ -101,8 +101,16 @@ class ChaosServices:
         if done.returncode != 0:
             raise RuntimeError(f"services.sh {command} {units} failed: {done.stderr[-2000:]}")
 
-    def up(self, *units: str) -> None:
-        self.services("up", *(units or ("postgres", "kafka")))
+    def up(self, *units: str, attempts: int = 3) -> None:
+        """Start what is down (as a supervisor would: a failed start is retried)."""
+        for attempt in range(attempts):
+            try:
+                self.services("up", *(units or ("postgres", "kafka")))
+                return
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(2)
 
     def down(self) -> None:
         self.services("down", "postgres", "kafka")
@@ -125,6 +133,7 @@ class ChaosServices:
     def scenario_space(self, name: str) -> Iterator[tuple[DbSettings, KafkaSettings]]:
         """A migrated database and created topics for one scenario (dropped afterwards)."""
         dbname = f"chaos_{name}"
+        self.up()  # whatever an earlier scenario left down comes back first
         base = self.db_settings()
         db.drop_database(base, dbname)
         settings = db.create_database(base, dbname)
@@ -151,7 +160,11 @@ class ChaosServices:
     def kill(self, unit: str, node: int = 1) -> None:
         """SIGKILL the unit's process and its children (a crash: no shutdown of any kind)."""
         pid = self.pid(unit, node)
-        victims = [pid, *_children(pid)]
+        # Stopped first, the parent cannot fork a child (a PostgreSQL backend for a new
+        # connection) between the listing of its children and its death: an orphan backend
+        # would keep the shared memory attached and the restart would fail.
+        os.kill(pid, signal.SIGSTOP)
+        victims = [*_children(pid), pid]
         for victim in victims:
             os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 30
