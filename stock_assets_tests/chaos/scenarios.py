@@ -272,6 +272,7 @@ def tally(
 
 def drive_and_tally(
     result: ScenarioResult,
+    services: ChaosServices,
     orchestrator: Orchestrator,
     produced: Produced,
     fault_at: Callable[[], float | None],
@@ -279,7 +280,10 @@ def drive_and_tally(
     on_run: Callable[[Run], None] | None = None,
 ) -> None:
     def accounted() -> bool:
-        return tally(result, produced, orchestrator.db, orchestrator.kafka)
+        try:
+            return tally(result, produced, orchestrator.db, orchestrator.kafka)
+        except Exception:  # the database or broker is down (or starting): not yet
+            return False
 
     started = time.monotonic()
     t_fault = fault_at()
@@ -288,6 +292,7 @@ def drive_and_tally(
             f"producing done, loading starts {started - t_fault:.1f}s after the fault"
         )
     result.recovered = orchestrator.drive(accounted, timeout_s, on_run=on_run)
+    services.up()  # counted with everything up, whatever the outcome
     tally(result, produced, orchestrator.db, orchestrator.kafka)
     t0 = fault_at()
     if result.recovered and t0 is not None:
@@ -356,7 +361,7 @@ def broker_kill(services: ChaosServices, timeout_s: float = 120) -> ScenarioResu
         produced = produce(kafka, ticks, chunks=20, pause_s=0.2, at_chunk={8: kill_broker})
         orchestrator = Orchestrator(settings, kafka, services.env())
         drive_and_tally(
-            result, orchestrator, produced, lambda: fault[0] if fault else None, timeout_s
+            result, services, orchestrator, produced, lambda: fault[0] if fault else None, timeout_s
         )
     result.elapsed_s = round(time.monotonic() - t0, 1)
     return result
@@ -380,7 +385,7 @@ def replicated_broker_kill(services: ChaosServices, timeout_s: float = 150) -> S
         produced = produce(kafka, ticks, chunks=20, pause_s=0.2, at_chunk={6: kill_node})
         orchestrator = Orchestrator(settings, kafka, services.env())
         drive_and_tally(
-            result, orchestrator, produced, lambda: fault[0] if fault else None, timeout_s
+            result, services, orchestrator, produced, lambda: fault[0] if fault else None, timeout_s
         )
         services.up("kafka")  # the node rejoins; nothing loaded may change
         if not tally(result, produced, settings, kafka):
@@ -417,7 +422,13 @@ def _kill_during_copy(
                 watchers.append(when_copying(settings, act))
 
         drive_and_tally(
-            result, orchestrator, produced, lambda: fault[0] if fault else None, timeout_s, on_run
+            result,
+            services,
+            orchestrator,
+            produced,
+            lambda: fault[0] if fault else None,
+            timeout_s,
+            on_run,
         )
         if not fault:
             result.recovered = False
@@ -472,7 +483,7 @@ def poison(services: ChaosServices, timeout_s: float = 60) -> ScenarioResult:
         ticks = replay_ticks(["AAPL", "MSFT"], 20, days=40)
         produced = produce(kafka, ticks, poison_records())
         orchestrator = Orchestrator(settings, kafka, services.env())
-        drive_and_tally(result, orchestrator, produced, lambda: t0, timeout_s)
+        drive_and_tally(result, services, orchestrator, produced, lambda: t0, timeout_s)
         _, offsets = stored_ticks(settings)
         stored_kinds = sorted(k for w, k in produced.poison.items() if w in offsets)
         dlq = dead_letters(kafka)

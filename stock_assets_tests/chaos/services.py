@@ -144,6 +144,7 @@ class ChaosServices:
         try:
             yield settings, kafka
         finally:
+            self.up()
             db.drop_database(self.db_settings(), dbname)
 
     # -- faults -------------------------------------------------------------------------------
