@@ -7,7 +7,9 @@ run succeeded, 1 when it failed (the error is printed).
 
 from __future__ import annotations
 
+import faulthandler
 import json
+import signal
 import sys
 
 import dagster as dg
@@ -17,6 +19,7 @@ from stock_assets.defs.resources import KafkaResource, WarehouseResource
 
 
 def main() -> int:
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints where a hung run hangs
     run_config = json.loads(sys.argv[1])
     result = dg.materialize(
         [raw_ticks],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +56,7 @@ class Orchestrator:
     runs_ok: int = 0
     runs_failed: int = 0
     sensor_errors: int = 0
+    run_timeout_s: float = 150.0  # a run still going after this is killed as hung
     instance: dg.DagsterInstance = field(default_factory=dg.DagsterInstance.ephemeral)
 
     def resources(self) -> dict[str, object]:
@@ -119,8 +121,11 @@ class Orchestrator:
             try:
                 _, err = run.process.communicate(timeout=timeout_s)
             except subprocess.TimeoutExpired:
+                run.process.send_signal(signal.SIGUSR1)  # ingest_run prints its stacks
+                time.sleep(2)
                 run.process.kill()
                 _, err = run.process.communicate()
+                self.log.append(f"run {run.run_key} hung {timeout_s:.0f}s in: {hang_site(err)}")
             if run.process.returncode == 0:
                 self.runs_ok += 1
                 return True
@@ -153,9 +158,18 @@ class Orchestrator:
                 self.start(run)
                 if on_run is not None:
                     on_run(run)
-                self.finish(run, timeout_s=max(deadline - time.monotonic(), 1))
+                self.finish(run, timeout_s=self.run_timeout_s)
             time.sleep(interval_s)
         return done()
+
+
+def hang_site(stderr: str | None) -> str:
+    """The innermost project/psycopg/confluent frames of the main thread's faulthandler dump."""
+    lines = (stderr or "").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Current thread")]
+    frames = [ln.strip() for ln in lines[starts[-1] + 1 :] if ln.strip().startswith("File")]
+    mine = [f for f in frames if any(k in f for k in ("stock_assets", "psycopg", "confluent"))]
+    return " <- ".join((mine or frames)[:4]) or "no stack dumped"
 
 
 def terminate(process: subprocess.Popen[Any]) -> None:

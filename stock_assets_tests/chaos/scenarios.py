@@ -437,7 +437,7 @@ def _kill_during_copy(
     return result
 
 
-def postgres_kill(services: ChaosServices, timeout_s: float = 60) -> ScenarioResult:
+def postgres_kill(services: ChaosServices, timeout_s: float = 120) -> ScenarioResult:
     """kill -9 of PostgreSQL (every process of it) during a run's COPY; restarted 1 s later."""
 
     def kill(_run: Run) -> None:
@@ -454,7 +454,7 @@ def postgres_kill(services: ChaosServices, timeout_s: float = 60) -> ScenarioRes
     )
 
 
-def ingest_run_kill(services: ChaosServices, timeout_s: float = 60) -> ScenarioResult:
+def ingest_run_kill(services: ChaosServices, timeout_s: float = 120) -> ScenarioResult:
     """kill -9 of a raw_ticks run process during its COPY."""
 
     def kill(run: Run) -> None:
@@ -471,7 +471,7 @@ def ingest_run_kill(services: ChaosServices, timeout_s: float = 60) -> ScenarioR
     )
 
 
-def poison(services: ChaosServices, timeout_s: float = 60) -> ScenarioResult:
+def poison(services: ChaosServices, timeout_s: float = 120) -> ScenarioResult:
     """Poison records inside the ranges of valid ticks: dead-lettered alone, the rest loads."""
     result = ScenarioResult(
         "poison",
