@@ -24,7 +24,12 @@ from stock_assets.lib.settings import REPO_ROOT, DbSettings, KafkaSettings, stat
 SERVICES = REPO_ROOT / "infra" / "services.sh"
 # Ports of the chaos instances (the shared services use 15432 and 19092-19093).
 # profile -> (PostgreSQL port, first Kafka port (+2 per replicated node, controller ports +1)).
+# STOCK_CHAOS_PORT_OFFSET shifts them all (two suites at once on one machine).
 PORTS = {"single": (25432, 29092), "replicated": (25433, 29192)}
+
+
+def _port(profile: str, which: int) -> int:
+    return PORTS[profile][which] + int(os.environ.get("STOCK_CHAOS_PORT_OFFSET", "0"))
 
 
 def _cache_dir() -> Path:
@@ -57,11 +62,11 @@ class ChaosServices:
 
     @property
     def pg_port(self) -> int:
-        return PORTS[self.profile][0]
+        return _port(self.profile, 0)
 
     @property
     def kafka_port(self) -> int:
-        return PORTS[self.profile][1]
+        return _port(self.profile, 1)
 
     @property
     def nodes(self) -> list[int]:
