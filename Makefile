@@ -5,7 +5,7 @@ PY := .venv/bin/python
 UV_VERSION := 0.13.8
 UV := python3 -m uv
 
-.PHONY: help setup python services-install services-up services-down services-status dev test lint bench clean
+.PHONY: help setup python services-install services-up services-down services-status dev test chaos lint bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -35,8 +35,12 @@ services-status:  ## what runs where
 dev: setup services-up  ## run the platform (Ctrl-C stops the apps; `make services-down` stops all)
 	./infra/dev.sh run
 
-test: setup services-up  ## the test suite against the real services
-	$(PY) -m pytest $(PYTEST_ARGS)
+# STOCK_KAFKA_PROFILE=replicated (dev, test, services-up/down): a 3-broker Kafka (RF 3, min ISR 2).
+test: setup services-up  ## the test suite against the real services (without the chaos_slow scenarios)
+	$(PY) -m pytest -m "not chaos_slow" $(PYTEST_ARGS)
+
+chaos: setup  ## every chaos scenario on private PostgreSQL/Kafka instances -> bench/results/chaos.json
+	$(PY) -m stock_assets_tests.chaos $(CHAOS_ARGS)
 
 lint: python  ## ruff + mypy
 	.venv/bin/ruff check stock_assets stock_assets_tests spark dash_app bench

@@ -1,12 +1,12 @@
 # Shared helpers for the local service units. Sourced by infra/services.sh; each unit
 # infra/services/<name>.sh defines <name>_install, <name>_start, <name>_stop and <name>_healthy.
-# State lives under $STOCK_STATE_DIR (default <repo>/.local): cache/ (downloads, builds),
-# data/<name>/, log/<name>.log, run/<name>.pid.
+# State lives under $STOCK_STATE_DIR (default <repo>/.local): cache/ (downloads, builds; or
+# $STOCK_CACHE_DIR, so a second state dir reuses them), data/<name>/, log/<name>.log, run/<name>.pid.
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STATE_DIR=${STOCK_STATE_DIR:-$ROOT_DIR/.local}
 CONFIG_DIR=${STOCK_CONFIG_DIR:-$ROOT_DIR/config}
-CACHE_DIR=$STATE_DIR/cache
+CACHE_DIR=${STOCK_CACHE_DIR:-$STATE_DIR/cache}  # shareable between state dirs (chaos runs)
 LOG_DIR=$STATE_DIR/log
 RUN_DIR=$STATE_DIR/run
 DATA_DIR=$STATE_DIR/data

@@ -25,6 +25,17 @@ def admin(settings: KafkaSettings) -> AdminClient:
     return AdminClient(client_config(settings))
 
 
+def topic_to_create(spec: TopicSpec, settings: KafkaSettings) -> NewTopic:
+    """The topic as the settings replicate it (replication factor, min.insync.replicas)."""
+    config = spec.config() | {"min.insync.replicas": str(settings.min_insync_replicas)}
+    return NewTopic(
+        topic_name(spec, settings.topic_prefix),
+        spec.partitions,
+        settings.replication_factor,
+        config=config,
+    )
+
+
 def ensure_topics(
     settings: KafkaSettings, specs: tuple[TopicSpec, ...] = ALL_TOPICS
 ) -> dict[str, str]:
@@ -43,7 +54,7 @@ def ensure_topics(
     for spec in specs:
         name = topic_name(spec, settings.topic_prefix)
         if name not in existing:
-            to_create.append(NewTopic(name, spec.partitions, 1, config=spec.config()))
+            to_create.append(topic_to_create(spec, settings))
             actions[name] = "created"
         elif len(existing[name].partitions) < spec.partitions:
             to_grow.append(NewPartitions(name, spec.partitions))

@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
     JsonConfigSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -30,6 +31,11 @@ class ConfigError(RuntimeError):
 
 def config_dir() -> Path:
     return Path(os.environ.get("STOCK_CONFIG_DIR", REPO_ROOT / "config"))
+
+
+def state_dir() -> Path:
+    """Where infra/services.sh keeps the local services' data, logs and run files."""
+    return Path(os.environ.get("STOCK_STATE_DIR", REPO_ROOT / ".local"))
 
 
 class JsonBackedSettings(BaseSettings):
@@ -77,6 +83,8 @@ class JsonBackedSettings(BaseSettings):
             problems = "; ".join(
                 f"{cls.json_name}.{'.'.join(str(p) for p in err['loc'])} "
                 f"(env {prefix}{str(err['loc'][0]).upper()}): {err['msg']}"
+                if err["loc"]
+                else f"{cls.json_name}: {err['msg']}"  # a check across fields
                 for err in exc.errors()
             )
             raise ConfigError(f"invalid configuration in {cls.json_path()}: {problems}") from exc
@@ -121,11 +129,48 @@ class KafkaSettings(JsonBackedSettings):
     json_name: ClassVar[str] = "kafka_settings"
     model_config = SettingsConfigDict(env_prefix="STOCK_KAFKA_", env_file=ENV_FILE, extra="ignore")
 
-    bootstrap_servers: str = "127.0.0.1:19092"
+    bootstrap_servers: str = "127.0.0.1:19092"  # comma-separated host:port list
     controller_port: int = Field(19093, ge=1, le=65535)
     topic_prefix: str = ""
     client_id: str = "stock-platform"
     request_timeout_s: float = Field(10.0, gt=0)
+    # Of the topics ensure_topics creates: 3 and 2 on the replicated profile (any one broker can
+    # die without losing an acks=all record), 1 and 1 on a single broker.
+    replication_factor: int = Field(1, ge=1)
+    min_insync_replicas: int = Field(1, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Below the environment: run/kafka.env, written by infra/services/kafka.sh while a
+        replicated cluster (STOCK_KAFKA_PROFILE=replicated) runs (its bootstrap list, RF, ISR)."""
+        sources = super().settings_customise_sources(
+            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        )
+        profile_env = state_dir() / "run" / "kafka.env"
+        if not profile_env.is_file():
+            return sources
+        return (
+            *sources[:2],
+            DotEnvSettingsSource(settings_cls, env_file=profile_env),
+            *sources[2:],
+        )
+
+    @model_validator(mode="after")
+    def _isr_fits(self) -> KafkaSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas {self.min_insync_replicas} > replication_factor "
+                f"{self.replication_factor} (env STOCK_KAFKA_MIN_INSYNC_REPLICAS, "
+                "STOCK_KAFKA_REPLICATION_FACTOR): no acks=all write could ever succeed"
+            )
+        return self
 
 
 class ApiKeys(JsonBackedSettings):

@@ -62,3 +62,29 @@ def test_unreachable_database_is_an_outage_naming_the_settings(
         db.connect(unreachable)
     assert not isinstance(info.value, ConfigError)  # an outage, not a wrong setting
     assert base_db_settings.password.get_secret_value() not in str(info.value)
+
+
+def test_replicated_profile_env_sits_below_the_environment(tmp_path: Path, monkeypatch) -> None:
+    """infra/services/kafka.sh writes run/kafka.env for a replicated cluster; env still wins."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "kafka.env").write_text(
+        "STOCK_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1,127.0.0.1:3,127.0.0.1:5\n"
+        "STOCK_KAFKA_REPLICATION_FACTOR=3\nSTOCK_KAFKA_MIN_INSYNC_REPLICAS=2\n"
+    )
+    monkeypatch.setenv("STOCK_STATE_DIR", str(tmp_path))
+    for name in ("BOOTSTRAP_SERVERS", "REPLICATION_FACTOR", "MIN_INSYNC_REPLICAS"):
+        monkeypatch.delenv(f"STOCK_KAFKA_{name}", raising=False)
+    settings = KafkaSettings.load()
+    assert settings.bootstrap_servers == "127.0.0.1:1,127.0.0.1:3,127.0.0.1:5"
+    assert (settings.replication_factor, settings.min_insync_replicas) == (3, 2)
+    monkeypatch.setenv("STOCK_KAFKA_MIN_INSYNC_REPLICAS", "1")
+    assert KafkaSettings.load().min_insync_replicas == 1
+    (tmp_path / "run" / "kafka.env").unlink()  # the single profile removes it
+    assert KafkaSettings.load().replication_factor == 1
+
+
+def test_min_insync_replicas_cannot_exceed_the_replication_factor(monkeypatch) -> None:
+    monkeypatch.setenv("STOCK_KAFKA_REPLICATION_FACTOR", "1")
+    monkeypatch.setenv("STOCK_KAFKA_MIN_INSYNC_REPLICAS", "2")
+    with pytest.raises(ConfigError, match="min_insync_replicas 2 > replication_factor 1"):
+        KafkaSettings.load()
