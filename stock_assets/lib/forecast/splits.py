@@ -1,10 +1,13 @@
-"""Walk-forward splits over session dates with purge and embargo (scikit-learn TimeSeriesSplit).
+"""Walk-forward splits over session indices with purge and embargo.
 
 Rows are indexed by the session at which a forecast is issued; the label of horizon h at session i
-is only known at session i + h. A fold is (train sessions, test sessions): every test forecast is
-issued after the model was fitted, and a training label must be known `embargo` sessions before
-the first test session: max(train) + h + embargo <= min(test). TimeSeriesSplit's `gap` (sessions
-dropped from the end of each training set) = h - 1 + embargo does exactly that.
+is only known at session i + h. A fold is (train sessions, test sessions): its model is fitted once,
+before the first test session, on rows whose labels were known `embargo` sessions before it:
+    max(train) + h + embargo <= min(test)        (purge: h - 1 sessions, embargo: `embargo` more)
+Test blocks are anchored at the start of the history (block k starts at min_train + gap + k x
+test_size), so appending new sessions never moves an earlier fold; the last block may be shorter.
+(scikit-learn's TimeSeriesSplit has the same `gap` but anchors its blocks at the end of the data,
+which would re-cut every fold whenever a session is added.)
 """
 
 from __future__ import annotations
@@ -33,25 +36,23 @@ def walk_forward(
     window: Literal["expanding", "rolling"] = "expanding",
     max_train: int | None = None,
 ) -> list[Fold]:
-    """Consecutive test blocks of `test_size` sessions covering the tail after `min_train`."""
-    from sklearn.model_selection import TimeSeriesSplit
-
+    """Consecutive test blocks of `test_size` sessions after `min_train` training sessions."""
     if horizon < 1 or test_size < 1 or min_train < 1 or embargo < 0:
         raise ValueError("horizon, test_size and min_train must be >= 1, embargo >= 0")
-    if window == "rolling" and max_train is None:
-        raise ValueError("a rolling window needs max_train")
+    if window == "rolling" and (max_train is None or max_train < 1):
+        raise ValueError("a rolling window needs max_train >= 1")
     gap = horizon - 1 + embargo
-    n_splits = (n_sessions - min_train - gap) // test_size
-    if n_splits < 1:
-        return []
-    splitter = TimeSeriesSplit(
-        n_splits=n_splits,
-        test_size=test_size,
-        gap=gap,
-        max_train_size=max_train if window == "rolling" else None,
-    )
-    index = np.arange(n_sessions)
-    return [
-        Fold(number=k, train=train, test=test)
-        for k, (train, test) in enumerate(splitter.split(index))
-    ]
+    folds = []
+    start = min_train + gap
+    while start < n_sessions:
+        train_end = start - gap  # exclusive
+        train_start = max(0, train_end - max_train) if window == "rolling" and max_train else 0
+        folds.append(
+            Fold(
+                number=len(folds),
+                train=np.arange(train_start, train_end, dtype=np.intp),
+                test=np.arange(start, min(start + test_size, n_sessions), dtype=np.intp),
+            )
+        )
+        start += test_size
+    return folds
