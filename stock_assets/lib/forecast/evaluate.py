@@ -156,13 +156,20 @@ def _binomial_p(hits: int, n: int) -> float:
     return float(binomtest(hits, n, 0.5, alternative="greater").pvalue) if n else math.nan
 
 
+def strategy_result(bars: pl.DataFrame, pred: np.ndarray, config: BacktestConfig) -> Any:
+    """The backtest (lib.trading.backtest) of trading the sign of `pred` (one per bar of `bars`).
+
+    The forecast issued at bar t's close is the target after t, executed at t+1's open.
+    """
+    target = np.where(pred > 0, 1, np.where(pred < 0, -1, 0)).astype(np.int8)
+    return run_backtest(Bars.from_frame(bars), target, config)
+
+
 def _strategy(
     bars: pl.DataFrame, pred: np.ndarray, config: BacktestConfig
 ) -> tuple[float, float, int]:
     """(total return, sharpe, trades) of trading the sign of `pred` over `bars` (same rows)."""
-    target = np.where(pred > 0, 1, np.where(pred < 0, -1, 0)).astype(np.int8)
-    result = run_backtest(Bars.from_frame(bars), target, config)
-    m = result.metrics
+    m = strategy_result(bars, pred, config).metrics
     return m.total_return, m.sharpe, m.trades
 
 
