@@ -7,7 +7,6 @@ queries (bound parameters) go through `warehouse.connection()`.
 
 from __future__ import annotations
 
-
 from contextlib import AbstractContextManager
 from datetime import date, timedelta
 from typing import Any, Protocol
@@ -249,7 +248,10 @@ def layout() -> html.Div:
                     html.Label("Horizon"),
                     dcc.Dropdown(
                         id="forecast-horizon",
-                        options=[{"label": "1 session", "value": 1}, {"label": "5 sessions", "value": 5}],
+                        options=[
+                            {"label": "1 session", "value": 1},
+                            {"label": "5 sessions", "value": 5},
+                        ],
                         value=1,
                         clearable=False,
                         style={"width": "160px"},
@@ -311,5 +313,3 @@ def register(app: Any, warehouse: _Warehouse) -> None:
             strategy_figure(curves, symbol),
             status,
         )
-
-

@@ -60,7 +60,7 @@ def conn(page_db: tuple[DbSettings, pl.DataFrame]) -> Iterator[psycopg.Connectio
         yield c
 
 
-def test_page_data_and_table(conn: psycopg.Connection, page_db) -> None:  # type: ignore[no-untyped-def]
+def test_page_data_and_table(conn: psycopg.Connection, page_db) -> None:
     assert forecast_page.load_symbols(conn) == [SYMBOL]
     data = forecast_page.load_page_data(conn, SYMBOL, 1)
     assert set(data["predictions"]["model"]) == {"lgbm", "random_walk", "hist_mean", "ar1", "ets"}
@@ -77,7 +77,9 @@ def test_page_data_and_table(conn: psycopg.Connection, page_db) -> None:  # type
 def test_price_figure_draws_forecasts_with_intervals(conn: psycopg.Connection) -> None:
     data = forecast_page.load_page_data(conn, SYMBOL, 1)
     prices = forecast_page.forecast_prices(data["bars"], data["predictions"])
-    assert (prices["lower"] <= prices["forecast"]).all() and (prices["forecast"] <= prices["upper"]).all()
+    assert (prices["lower"] <= prices["forecast"]).all() and (
+        prices["forecast"] <= prices["upper"]
+    ).all()
     # forecast price = issue close x exp(forecast return), spot-checked on one row
     p = data["predictions"].filter(pl.col("model") == "lgbm").row(0, named=True)
     close = data["bars"].filter(pl.col("session_date") == p["session_date"])["close"][0]
@@ -88,9 +90,11 @@ def test_price_figure_draws_forecasts_with_intervals(conn: psycopg.Connection) -
     assert names == ["close", "walk_forward 80 % interval", "walk_forward forecast"]
 
 
-def test_strategy_curves_match_the_evaluation(conn: psycopg.Connection, page_db) -> None:  # type: ignore[no-untyped-def]
+def test_strategy_curves_match_the_evaluation(conn: psycopg.Connection, page_db) -> None:
     data = forecast_page.load_page_data(conn, SYMBOL, 1)
-    curves = forecast_page.strategy_curves(data["bars"], data["predictions"], BacktestConfig(commission=0.0005))
+    curves = forecast_page.strategy_curves(
+        data["bars"], data["predictions"], BacktestConfig(commission=0.0005)
+    )
     assert curves.columns == ["session_date", "lgbm", "ar1", "ets", "hist_mean", "buy_and_hold"]
     table = page_db[1].filter(pl.col("symbol") == SYMBOL)
     lgbm = table.filter(pl.col("model") == "lgbm").row(0, named=True)
@@ -101,9 +105,9 @@ def test_strategy_curves_match_the_evaluation(conn: psycopg.Connection, page_db)
     assert [t.name for t in fig.data] == curves.columns[1:]
 
 
-def test_layout_and_callbacks_register(page_db) -> None:  # type: ignore[no-untyped-def]
+def test_layout_and_callbacks_register(page_db) -> None:
     class Warehouse:
-        def connection(self):  # type: ignore[no-untyped-def]
+        def connection(self):
             return db.connect(page_db[0])
 
     app = dash.Dash(__name__)

@@ -8,7 +8,6 @@ partitions, after new bars/indicators): each session's forecasts from the newest
 version whose training data ended at or before that session.
 """
 
-
 from datetime import date, timedelta
 from typing import Any
 
@@ -209,7 +208,7 @@ def predictions(
         candidates = registry.versions(settings, models.MODEL, h)
         loaded: dict[str, models.FittedModel] = {}
         for (day,), rows in features.group_by("session_date", maintain_order=True):
-            version = registry.serving_version(candidates, day)  # type: ignore[arg-type]
+            version = registry.serving_version(candidates, day)
             if version is None:
                 unserved.append(f"{day} h{h}")
                 continue
@@ -217,7 +216,7 @@ def predictions(
                 loaded[version.label] = registry.load(settings, version)
             used.add(version.label)
             pred, lower, upper = loaded[version.label].predict(rows)
-            target = store.next_sessions(day, h)  # type: ignore[arg-type]
+            target = store.next_sessions(day, h)
             out.append(
                 rows.select(
                     "symbol",

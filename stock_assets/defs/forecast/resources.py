@@ -32,7 +32,7 @@ class MlflowResource(dg.ConfigurableResource):
 class ForecastConfigResource(dg.ConfigurableResource):
     """Walk-forward and model settings (defaults: quarterly refits after two years, embargo 5)."""
 
-    horizons: list[int] = [1, 5]
+    horizons: list[int] = [1, 5]  # noqa: RUF012 (pydantic copies field defaults)
     test_size: int = 63
     min_train: int = 504
     embargo: int = 5

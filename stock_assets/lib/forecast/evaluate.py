@@ -256,7 +256,7 @@ def _row(
 
 
 def beats_random_walk(table: pl.DataFrame) -> pl.DataFrame:
-    """Pooled rows of the model: horizon, rmse_vs_random_walk, beats (RMSE below the random walk's)."""
+    """Pooled rows of the model: horizon, rmse_vs_random_walk, beats (RMSE below the RW's)."""
     return table.filter(
         (pl.col("symbol") == ALL_SYMBOLS) & (pl.col("model") == models.MODEL)
     ).select("horizon", "rmse_vs_random_walk", (pl.col("rmse_vs_random_walk") < 1).alias("beats"))

@@ -78,8 +78,7 @@ def build_features(
         (pl.col("close") / pl.col("sma_20") - 1).alias("sma20_gap"),
         (pl.col("close") / pl.col("sma_50") - 1).alias("sma50_gap"),
         (
-            (pl.col("close") - pl.col("bb_lower")) / (pl.col("bb_upper") - pl.col("bb_lower"))
-            - 0.5
+            (pl.col("close") - pl.col("bb_lower")) / (pl.col("bb_upper") - pl.col("bb_lower")) - 0.5
         ).alias("bb_pos"),
         (pl.col("atr_14") / pl.col("close")).alias("atr_rel"),
         pl.col("session_date").dt.weekday().cast(pl.Float64).alias("dow"),

@@ -119,9 +119,7 @@ def statsforecast_baselines(
         freq=1,
         n_jobs=1,
     )
-    cv = sf.cross_validation(
-        df=frame, h=horizon, n_windows=origins, step_size=1, refit=refit_every
-    )
+    cv = sf.cross_validation(df=frame, h=horizon, n_windows=origins, step_size=1, refit=refit_every)
     summed = (
         pl.from_pandas(cv[["cutoff", AR1, ETS]])
         .group_by("cutoff")
@@ -131,6 +129,8 @@ def statsforecast_baselines(
     index = pl.DataFrame(
         {"cutoff": np.arange(n, dtype=np.int64), "session_date": returns["session_date"]}
     )
-    return summed.with_columns(pl.col("cutoff").cast(pl.Int64)).join(index, on="cutoff").select(
-        "session_date", AR1, ETS
+    return (
+        summed.with_columns(pl.col("cutoff").cast(pl.Int64))
+        .join(index, on="cutoff")
+        .select("session_date", AR1, ETS)
     )

@@ -99,9 +99,7 @@ def versions(settings: MlflowSettings, model: str, horizon: int) -> list[Registe
     name = settings.model_name(model, horizon)
     found = client.search_model_versions("name = '" + name.replace("'", "") + "'")
     out = [
-        RegisteredModel(
-            name, str(v.version), v.run_id, date.fromisoformat(v.tags[DATA_END_TAG])
-        )
+        RegisteredModel(name, str(v.version), v.run_id, date.fromisoformat(v.tags[DATA_END_TAG]))
         for v in found
         if DATA_END_TAG in v.tags
     ]

@@ -42,7 +42,7 @@ def walk_forward(
     if window == "rolling" and (max_train is None or max_train < 1):
         raise ValueError("a rolling window needs max_train >= 1")
     gap = horizon - 1 + embargo
-    folds = []
+    folds: list[Fold] = []
     start = min_train + gap
     while start < n_sessions:
         train_end = start - gap  # exclusive

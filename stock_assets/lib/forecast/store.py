@@ -60,7 +60,8 @@ def read_inputs(
         "SELECT symbol, session_date, rsi_14, macd_hist, sma_20, sma_50, bb_upper, bb_lower,"
         " atr_14 FROM analytics.indicators WHERE session_date BETWEEN %s AND %s",
         (lo, hi),
-        {"symbol": pl.String, "session_date": pl.Date} | dict.fromkeys(INDICATOR_INPUTS, pl.Float64),
+        {"symbol": pl.String, "session_date": pl.Date}
+        | dict.fromkeys(INDICATOR_INPUTS, pl.Float64),
     )
     return bars, ind
 
@@ -72,10 +73,14 @@ def close_instants(days: Sequence[date]) -> pl.DataFrame:
         return frame.with_columns(pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("close_at"))
     table = calendar.sessions(frame["session_date"].min(), frame["session_date"].max())  # type: ignore[arg-type]
     fallback = (
-        pl.col("session_date").cast(pl.Datetime("us")).dt.offset_by("16h")
-    ).dt.replace_time_zone(calendar.TIMEZONE).dt.convert_time_zone("UTC")
+        (pl.col("session_date").cast(pl.Datetime("us")).dt.offset_by("16h"))
+        .dt.replace_time_zone(calendar.TIMEZONE)
+        .dt.convert_time_zone("UTC")
+    )
     return frame.join(
-        table.select("session_date", pl.col("close").alias("close_at")), on="session_date", how="left"
+        table.select("session_date", pl.col("close").alias("close_at")),
+        on="session_date",
+        how="left",
     ).with_columns(pl.col("close_at").fill_null(fallback))
 
 
@@ -93,7 +98,9 @@ def long_predictions(wide: pl.DataFrame, kind: str, versions: dict[str, str]) ->
     for model in model_columns(wide):
         lower, upper = f"{model}_lower", f"{model}_upper"
         version = (
-            pl.format("fold {}", pl.col("fold")) if "fold" in wide.columns else pl.lit(versions[model])
+            pl.format("fold {}", pl.col("fold"))
+            if "fold" in wide.columns
+            else pl.lit(versions[model])
         )
         parts.append(
             wide.filter(pl.col(model).is_not_null()).select(
@@ -111,9 +118,9 @@ def long_predictions(wide: pl.DataFrame, kind: str, versions: dict[str, str]) ->
                 (pl.col(upper) if upper in wide.columns else pl.lit(None, pl.Float64)).alias(
                     "upper_return"
                 ),
-                (
-                    pl.col("actual") if "actual" in wide.columns else pl.lit(None, pl.Float64)
-                ).alias("actual_return"),
+                (pl.col("actual") if "actual" in wide.columns else pl.lit(None, pl.Float64)).alias(
+                    "actual_return"
+                ),
             )
         )
     out = pl.concat(parts)

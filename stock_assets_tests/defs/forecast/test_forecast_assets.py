@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -12,7 +13,6 @@ import pytest
 
 from stock_assets.defs.forecast.assets import (
     BEATS_RANDOM_WALK,
-    INTERVAL_CHECK,
     evaluation,
     predictions,
 )
@@ -38,7 +38,7 @@ def daily() -> pl.DataFrame:
 
 
 def load(settings: DbSettings, daily: pl.DataFrame, first: date, last: date) -> None:
-    """bars_daily + analytics.indicators of sessions in [first, last] (indicators from all prior)."""
+    """bars_daily + analytics.indicators of sessions in [first, last] (indicators: all prior)."""
     history = daily.filter(pl.col("session_date") <= last)
     window = pl.col("session_date").is_between(first, last)
     bars = history.filter(window).select(
@@ -78,7 +78,7 @@ def query(settings: DbSettings, sql: str, *params: object) -> list[tuple]:
         return conn.execute(sql.encode(), params).fetchall()
 
 
-def mlflow_settings(resources: dict[str, object]):  # type: ignore[no-untyped-def]
+def mlflow_settings(resources: dict[str, object]):
     resource = resources["mlflow"]
     assert isinstance(resource, MlflowResource)
     return resource.settings()
@@ -114,14 +114,16 @@ def test_evaluation_stores_metrics_and_registers_models(
         "SELECT count(*), bool_and(target_at > issued_at), bool_and(target_date > session_date),"
         " min(session_date) FROM forecast.predictions WHERE kind = 'walk_forward'",
     )[0]
-    assert stored[0] == meta["dagster/row_count"].value > 0 and stored[1] and stored[2]
+    row_count: Any = meta["dagster/row_count"].value
+    assert stored[0] == row_count > 0 and stored[1] and stored[2]
     assert stored[3] > date(2005, 1, 1)  # 252 training sessions + purge/embargo first
 
     settings = mlflow_settings(resources)
     for h in (1, 5):
         [version] = registry.versions(settings, "lgbm", h)
         assert version.data_end_date == FIRST_END
-        assert meta["registered_versions"].value[str(h)] == version.label
+        registered: Any = meta["registered_versions"].value
+        assert registered[str(h)] == version.label
         run = _run(settings, version.run_id)
         assert run.data.tags["train_first_date"] >= "2004-01-01"
         assert len(run.data.tags["data_version"]) == 16
@@ -129,12 +131,13 @@ def test_evaluation_stores_metrics_and_registers_models(
         assert run.data.metrics["rmse_vs_random_walk"] == pytest.approx(ratios[h])
     stored_version = query(
         module_db,
-        "SELECT DISTINCT model_version FROM forecast.evaluation WHERE model = 'lgbm' AND horizon = 1",
+        "SELECT DISTINCT model_version FROM forecast.evaluation"
+        " WHERE model = 'lgbm' AND horizon = 1",
     )
     assert stored_version == [(registry.versions(settings, "lgbm", 1)[0].label,)]
 
 
-def _run(settings, run_id: str):  # type: ignore[no-untyped-def]
+def _run(settings, run_id: str):
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=settings.tracking_uri).get_run(run_id)
@@ -166,7 +169,9 @@ def test_predictions_use_only_a_version_trained_before_them(
     early = dg.materialize([predictions], resources=resources, partition_key="2007-06-01")
     assert early.success
     meta = early.asset_materializations_for_node("forecast__predictions")[0].metadata
-    assert meta["dagster/row_count"].value == 0 and meta["unserved"].value == 2  # one session x two horizons
+    assert (
+        meta["dagster/row_count"].value == 0 and meta["unserved"].value == 2
+    )  # one session x two horizons
 
     # a newer version (trained through January) is registered, yet 2008-01-15 stays on v1
     assert dg.materialize([evaluation], resources=resources).success

@@ -52,7 +52,10 @@ def perturb_after(bars: pl.DataFrame, cut: date, seed: int = 1) -> pl.DataFrame:
     vol = pl.Series(rng.uniform(0.2, 5.0, bars.height))
     after = pl.col("session_date") > cut
     return bars.with_columns(
-        *(pl.when(after).then(pl.col(c) * factor).otherwise(pl.col(c)) for c in ("open", "high", "low", "close")),
+        *(
+            pl.when(after).then(pl.col(c) * factor).otherwise(pl.col(c))
+            for c in ("open", "high", "low", "close")
+        ),
         pl.when(after).then(pl.col("volume") * vol).otherwise(pl.col("volume")),
     )
 
@@ -67,10 +70,16 @@ def test_features_are_point_in_time(bars: pl.DataFrame) -> None:
     a = build_features(bars, indicators.compute_indicators(bars))
     b = build_features(changed, indicators.compute_indicators(changed))
     before = pl.col("session_date") <= CUT
-    assert_frame_equal(a.filter(before).select(FEATURE_COLUMNS), b.filter(before).select(FEATURE_COLUMNS))
+    assert_frame_equal(
+        a.filter(before).select(FEATURE_COLUMNS), b.filter(before).select(FEATURE_COLUMNS)
+    )
     # the labels of sessions just before t look into the perturbed future, the features never do
     assert not a.filter(before)["target_5"].equals(b.filter(before)["target_5"])
-    assert not a.filter(~before).select(FEATURE_COLUMNS).equals(b.filter(~before).select(FEATURE_COLUMNS))
+    assert (
+        not a.filter(~before)
+        .select(FEATURE_COLUMNS)
+        .equals(b.filter(~before).select(FEATURE_COLUMNS))
+    )
 
 
 @pytest.mark.parametrize("horizon", [1, 5])
@@ -109,7 +118,7 @@ def test_metrics_compare_every_model_on_the_same_rows(bars: pl.DataFrame) -> Non
     assert rw["rmse_vs_random_walk"] == 1.0 and rw["hit_rate"] is None
     # the random walk's RMSE is the RMS of the realised returns (recomputed here)
     common = preds.drop_nulls(subset=["actual", "lgbm", "ar1", "ets", "hist_mean"])
-    assert rw["rmse"] == pytest.approx(float(np.sqrt((common["actual"] ** 2).mean())))
+    assert rw["rmse"] == pytest.approx(float(np.sqrt((common["actual"].to_numpy() ** 2).mean())))
     lgbm = pooled.filter(pl.col("model") == "lgbm").row(0, named=True)
     hits = int((np.sign(common["lgbm"]) == np.sign(common["actual"])).sum())
     assert lgbm["hits"] == hits  # no zero forecasts or returns in these rows
