@@ -116,3 +116,40 @@ def test_layout_and_callbacks_register(page_db) -> None:
     outputs = set(app.callback_map)
     assert any("forecast-price.figure" in k for k in outputs)
     assert any("forecast-symbol.options" in k for k in outputs)
+
+
+def test_page_in_the_browser(page_db) -> None:  # type: ignore[no-untyped-def]
+    """The page served for real, rendered by headless Chromium: the symbol is picked, the charts
+    draw their traces and the evaluation table fills."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from dash_app.data import Warehouse
+    from stock_assets_tests.dash_app import harness
+
+    warehouse = Warehouse(page_db[0])
+    app = dash.Dash(__name__)
+    app.layout = forecast_page.layout()
+    forecast_page.register(app, warehouse)
+    driver = harness.make_driver()
+    try:
+        with harness.serve(app.server) as served:
+            driver.get(served.url)
+            traces_js = (
+                "const g = document.querySelector('#%s .js-plotly-plot');"
+                " return g && g.data ? g.data.map(t => t.name) : null;"
+            )
+
+            def drawn(d):  # type: ignore[no-untyped-def]
+                price = d.execute_script(traces_js % "forecast-price")
+                strategy = d.execute_script(traces_js % "forecast-strategy")
+                cells = d.find_elements("css selector", "#forecast-evaluation td")
+                return (price, strategy, len(cells)) if price and strategy and cells else False
+
+            price, strategy, cells = WebDriverWait(driver, 60).until(drawn)
+            assert price == ["close", "walk_forward 80 % interval", "walk_forward forecast"]
+            assert strategy == ["lgbm", "ar1", "ets", "hist_mean", "buy_and_hold"]
+            assert cells >= 10 * 4  # 10 evaluation rows
+            assert not harness.severe_console_errors(driver)
+    finally:
+        driver.quit()
+        warehouse.close()
