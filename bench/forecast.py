@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from datetime import date
@@ -180,7 +181,7 @@ def main() -> None:
     params = fitted_params(real)
     bars = synthetic_bars(params, args.symbols, args.days, args.seed)
     result: dict[str, Any] = {
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "fitted_real_params": params.to_dicts(),
         **speed(bars, args.train_days),
     }

@@ -31,13 +31,14 @@ mlflow_start() {
   # libpq through PGPASSWORD, never argv or the log.
   PGPASSWORD=$pw "$MLFLOW_HOME/bin/python" - "$user" "$db_port" "$mdb" <<'PY' || die "cannot create database for mlflow"
 import sys, psycopg2
+from psycopg2 import sql
 user, port, db = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, dbname="postgres")
 conn.autocommit = True
 cur = conn.cursor()
 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
 if cur.fetchone() is None:
-    cur.execute('CREATE DATABASE "%s" TEMPLATE template0' % db.replace('"', '""'))
+    cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(db)))
 PY
   # --workers 1: the host has 2 cores shared with everything else. The backend URI carries no password
   # (libpq reads PGPASSWORD from the server's environment).
