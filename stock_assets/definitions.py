@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from stock_assets.defs import analytics, ingest, market, monitoring, risk, search, trading
+from stock_assets.defs import (
+    analytics,
+    forecast,
+    ingest,
+    market,
+    monitoring,
+    risk,
+    search,
+    trading,
+)
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
 from stock_assets.defs.search.resources import SearchResource
 from stock_assets.defs.warehouse import jobs as warehouse_jobs
@@ -23,6 +32,7 @@ defs = dg.Definitions.merge(
     risk.defs,
     search.defs,
     trading.defs,
+    forecast.defs,
     warehouse_jobs.defs,
     dg.Definitions(resources=RESOURCES),
 )

@@ -25,6 +25,8 @@ def test_assets_and_groups() -> None:
         "search/signals_index": "search",
         "search/daily_bars_index": "search",
         "search/alerts_index": "search",
+        "forecast/evaluation": "forecast",
+        "forecast/predictions": "forecast",
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -42,6 +44,12 @@ def test_lineage() -> None:
     assert parents("market/bars_daily") == {"market/bars_1m"}
     assert parents("analytics/indicators") == {"market/bars_daily"}
     assert parents("analytics/signals") == {"market/bars_daily"}
+    assert parents("forecast/evaluation") == {"market/bars_daily", "analytics/indicators"}
+    assert parents("forecast/predictions") == {
+        "market/bars_daily",
+        "analytics/indicators",
+        "forecast/evaluation",
+    }
 
 
 def test_checks() -> None:
@@ -57,6 +65,8 @@ def test_checks() -> None:
         ("market/bars_daily", "bars_daily_consistent"),
         ("analytics/indicators", "indicators_in_range"),
         ("analytics/signals", "signals_reference_bars"),
+        ("forecast/evaluation", "beats_random_walk"),
+        ("forecast/predictions", "interval_contains_forecast"),
     }
 
 
@@ -68,6 +78,7 @@ def test_jobs_sensors_schedules() -> None:
         "sessions_after_ingest",
         "search_catch_up",
         "trading_automation",
+        "forecast_automation",
     }
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) >= {"market_end_of_day", "warehouse_maintenance_schedule"}
@@ -90,7 +101,15 @@ def test_partitions_and_backfill_policy() -> None:
 
 def test_resources() -> None:
     resources = set(defs.get_repository_def().get_top_level_resources())
-    assert resources == {"warehouse", "kafka", "search", "pyspark", "trading_config"}
+    assert resources == {
+        "warehouse",
+        "kafka",
+        "search",
+        "pyspark",
+        "trading_config",
+        "mlflow",
+        "forecast_config",
+    }
 
 
 def test_warehouse_maintenance_runs_against_the_real_warehouse(db_settings) -> None:  # type: ignore[no-untyped-def]
