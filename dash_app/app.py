@@ -13,7 +13,7 @@ import dash
 from dash import Input, Output, State, html
 
 from dash_app import auth, components
-from dash_app.pages import market, pipeline, portfolio, signals
+from dash_app.pages import forecast, market, pipeline, portfolio, signals
 from dash_app.ranges import parse_query
 from dash_app.services import Services, build_services
 from dash_app.settings import DashSettings
@@ -37,6 +37,7 @@ def create_app(settings: DashSettings, services: Services) -> dash.Dash:
     _register_router(app, services)
     for page in (market, signals, portfolio, pipeline):
         page.register(app, services)
+    forecast.register(app, services.warehouse)
     return app
 
 
@@ -52,4 +53,6 @@ def _register_router(app: dash.Dash, s: Services) -> None:
             return portfolio.layout(s.warehouse.accounts())
         if path == "/pipeline":
             return pipeline.layout()
+        if path == "/forecast":
+            return forecast.layout()
         return html.Div([html.H3("Not found"), html.P(f"No page at {path}")])

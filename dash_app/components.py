@@ -10,6 +10,7 @@ PAGES = (
     ("/market", "Market"),
     ("/signals", "Signals"),
     ("/portfolio", "Portfolio"),
+    ("/forecast", "Forecast"),
     ("/pipeline", "Pipeline"),
 )
 CARD = {

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/services/lib.sh"
 
-ALL_UNITS=(${STOCK_SERVICES:-postgres kafka spark search chromium})
+ALL_UNITS=(${STOCK_SERVICES:-postgres kafka spark search chromium mlflow})
 
 cmd=${1:-status}; shift || true
 units=("$@"); [ ${#units[@]} -eq 0 ] && units=("${ALL_UNITS[@]}")

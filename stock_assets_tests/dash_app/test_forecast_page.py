@@ -12,7 +12,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from dash_app import forecast_page
+from dash_app.pages import forecast as forecast_page
 from stock_assets.lib import db, frames, indicators
 from stock_assets.lib.forecast import evaluate, models, store
 from stock_assets.lib.forecast.features import build_features
