@@ -1,9 +1,11 @@
 """A PySpark session on the platform's standalone Spark cluster, as a Dagster resource.
 
-The same interface as dagster-pyspark's PySparkResource (`spark_session`, `spark_context`,
-`spark_config`), but a plain ConfigurableResource: subclassing PySparkResource would import
-pyspark (py4j, ~1 s) whenever the code location loads, i.e. in every run of every job. Here pyspark
-is imported only when a step that uses the resource starts.
+dagster-pyspark's `PySparkResource` builds the session; this resource wraps it so that (1)
+pyspark is imported only when a step that uses Spark starts — `dagster_pyspark.resources` imports
+pyspark at module level, which would cost every run of every job ~1 s of imports —, (2) the
+session is stopped after the step (PySparkResource never stops it and would keep the cluster's
+cores), and (3) an active session on another master is refused instead of silently reused
+(PySparkResource's getOrCreate would hand it back).
 """
 
 from __future__ import annotations
@@ -49,8 +51,6 @@ class SparkClusterResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         from pyspark.sql import SparkSession
 
-        from spark.session import build_session
-
         master = self.master or SparkSettings.load().master_url
         active = SparkSession.getActiveSession()
         if active is not None and active.conf.get("spark.master") != master:
@@ -58,11 +58,18 @@ class SparkClusterResource(dg.ConfigurableResource):
                 f"this process already runs a SparkSession on {active.conf.get('spark.master')};"
                 f" stop it before using {master}"
             )
-        conf = {"spark.ui.showConsoleProgress": "false"}
+        from dagster_pyspark import PySparkResource
+
+        from spark.session import spark_conf, use_this_python
+
+        conf = {"spark.ui.showConsoleProgress": "false", "spark.app.name": self.app_name}
         if self.cores_max:
             conf["spark.cores.max"] = str(self.cores_max)
-        extra = conf | {k: str(v) for k, v in self.spark_config.items()}
-        self._spark_session = build_session(self.app_name, master, extra)
+        conf |= {k: str(v) for k, v in self.spark_config.items()}
+        use_this_python()
+        pyspark = PySparkResource(spark_config=spark_conf(SparkSettings.load(), master) | conf)
+        pyspark.setup_for_execution(context)
+        self._spark_session = pyspark.spark_session
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._spark_session is not None:
