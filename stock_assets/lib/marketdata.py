@@ -10,7 +10,7 @@ decoders reject versions they do not know (they go to the dead-letter topic).
 The tick validation contract is data (`TickContract`, `CONTRACT`): the per-record check here, the
 vectorised polars check of the loader's fast path (`tick_valid_expr`) and the Spark column
 expressions (spark/transforms.py) are all derived from it, and property tests hold them equal.
-Every field is required on the wire (a missing `schema_version` is rejected, not defaulted);
+A payload is valid UTF-8 of at most `payload_max_bytes`. Every field is required on the wire (a missing `schema_version` is rejected, not defaulted);
 unknown fields are ignored (forward compatibility); duplicate keys: the last one wins.
 """
 
@@ -40,6 +40,9 @@ class TickContract:
     dead-letter write or a row.
     """
 
+    # a whole payload (a tick is ~150 bytes): also keeps every number and nesting depth within
+    # what any JSON reader accepts (Jackson, under Spark, refuses numbers over 1000 characters)
+    payload_max_bytes: int = 1000
     schema_versions: tuple[int, ...] = (SCHEMA_VERSION,)
     # an upper-case letter then letters, digits, '.', '-' (BRK.B, BF-B): 1..16 characters
     symbol_pattern: str = r"[A-Z][A-Z0-9.\-]{0,15}"
@@ -134,7 +137,8 @@ class InvalidRecord(ValueError):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(WireTick | _WireBar)
-tick_decoder = msgspec.json.Decoder(WireTick)  # ticks only: the loader's fast path
+# the union, not WireTick alone: decoding straight into a tagged struct makes its tag optional
+tick_decoder = _decoder
 
 
 def clip(text: str, limit: int) -> str:
@@ -243,6 +247,14 @@ def encode(record: Record) -> bytes:
 
 def decode(payload: bytes) -> Record:
     """Parse and validate one Kafka value; raises InvalidRecord with a human-readable reason."""
+    if len(payload) > CONTRACT.payload_max_bytes:
+        raise InvalidRecord(
+            f"oversize payload: {len(payload)} bytes > {CONTRACT.payload_max_bytes}"
+        )
+    try:  # JSON is UTF-8; msgspec only checks the strings it keeps (and raises UnicodeDecodeError)
+        payload.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidRecord(f"malformed JSON: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     try:
         wire = _decoder.decode(payload)
     except msgspec.ValidationError as exc:
@@ -250,7 +262,7 @@ def decode(payload: bytes) -> Record:
     except msgspec.DecodeError as exc:
         raise InvalidRecord(f"malformed JSON: {clip(str(exc), 200)}") from exc
     cls = Tick if isinstance(wire, WireTick) else Bar
-    return validate(cls(**msgspec.structs.asdict(wire)))  # type: ignore[arg-type]
+    return validate(cls(**msgspec.structs.asdict(wire)))
 
 
 def key(record: Record) -> bytes:

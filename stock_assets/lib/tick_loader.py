@@ -37,11 +37,13 @@ from psycopg.copy import QueuedLibpqWriter
 
 from stock_assets.lib.frames import CSV_DATETIME
 from stock_assets.lib.marketdata import (
+    CONTRACT,
     DLQ_MAX_KEY_BYTES,
     DLQ_MAX_REASON_CHARS,
     DLQ_MAX_VALUE_BYTES,
     WIRE_TICK_FIELDS,
     InvalidRecord,
+    WireTick,
     Tick,
     clip,
     decode,
@@ -116,8 +118,15 @@ def decode_fast(payloads: Sequence[bytes | None]) -> DecodedBatch | None:
     """The columnar path; None when a payload does not decode as a tick (or overflows int64)."""
     t0 = time.perf_counter()
     try:
+        if payloads and max(map(len, payloads)) > CONTRACT.payload_max_bytes:  # type: ignore[arg-type]
+            return None
+        # UTF-8 of every payload at once (a character split across two payloads would sit
+        # outside a JSON value, which the decoder rejects anyway)
+        b"".join(payloads).decode()  # type: ignore[arg-type]
         wires = list(map(tick_decoder.decode, payloads))  # type: ignore[arg-type]
-    except (msgspec.DecodeError, TypeError):  # TypeError: a null value (tombstone)
+        if any(type(w) is not WireTick for w in wires):  # a bar on the ticks topic
+            return None
+    except (msgspec.DecodeError, TypeError, UnicodeDecodeError):  # TypeError: a null value
         return None
     finally:
         PROFILE.decode += time.perf_counter() - t0
@@ -522,7 +531,7 @@ def _decoded_batches(
             keep = [
                 i
                 for i, (p, o) in enumerate(zip(parts, offsets, strict=True))
-                if p in ends and starts[p] <= o < ends[p]
+                if p in ends and o is not None and starts[p] <= o < ends[p]
             ]
             messages = [messages[i] for i in keep]
             parts = [parts[i] for i in keep]
@@ -569,11 +578,12 @@ def _all_in_range(
     starts: dict[int, int],
     ends: dict[int, int],
 ) -> bool:
-    present = set(parts)
-    if not present <= ends.keys() or None in offsets:
+    present = {p for p in parts if p is not None}
+    known = [o for o in offsets if o is not None]
+    if None in parts or len(known) != len(offsets) or not present <= ends.keys():
         return False
-    lo, hi = min(offsets), max(offsets)  # type: ignore[type-var]
-    return all(starts[p] <= lo and hi < ends[p] for p in present)  # type: ignore[index]
+    lo, hi = min(known), max(known)
+    return all(starts[p] <= lo and hi < ends[p] for p in present)
 
 
 def _close_finished(

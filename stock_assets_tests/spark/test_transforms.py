@@ -18,7 +18,7 @@ T0 = datetime(2026, 7, 29, 13, 30, tzinfo=UTC)
 US0 = ts_us(T0)
 
 
-def tick_json(**overrides: object) -> bytes:
+def tick_json(extra: object = ..., **overrides: object) -> bytes:
     fields: dict[str, object] = {
         "type": "tick",
         "symbol": "AAPL",
@@ -30,30 +30,45 @@ def tick_json(**overrides: object) -> bytes:
         "schema_version": 1,
     }
     fields.update(overrides)
+    if extra is not ...:
+        fields["extra"] = extra
     return json.dumps({k: v for k, v in fields.items() if v is not ...}).encode()
 
 
+OVERSIZE = tick_json(extra="x" * 1000)
 PARSE_CASES: list[tuple[bytes, str | None]] = [
     (tick_json(), None),
     (tick_json(price=210), None),  # an integral JSON number is a valid double
     (tick_json(size=0.0), None),
+    (tick_json(symbol="BRK.B", extra={"nested": [1, "x"]}), None),  # unknown fields are ignored
     (b"not json", "malformed JSON"),
     (b"", "malformed JSON"),
+    (tick_json() + b" x", "malformed JSON"),  # trailing data after the object
+    (tick_json().replace(b"}", b',"z":"\\ud800"}'), "malformed JSON"),  # a lone surrogate
     (tick_json(type="bar"), "not a tick: type=bar"),
     (tick_json(schema_version=2), "unsupported schema_version 2"),
-    (tick_json(schema_version=...), "unsupported schema_version null"),
+    (tick_json(schema_version=...), "schema violation: a field is missing, null or not of its type"),
     (tick_json(symbol="aapl"), "bad symbol aapl"),
+    (tick_json(symbol="123"), "bad symbol 123"),
     (tick_json(symbol=""), "bad symbol "),
     (tick_json(symbol="A" * 17), "bad symbol " + "A" * 17),
+    (tick_json(symbol=7), "schema violation: a field is missing, null or not of its type"),
+    (tick_json(source="a\u0000b"), "bad source a\x00b"),
+    (tick_json(source="x" * 65), "bad source " + "x" * 40 + "…"),
     (tick_json(ts_us=0), "bad timestamp 0"),
     (tick_json(ts_us="soon"), "schema violation: a field has the wrong type"),
-    (tick_json(size=-1.0), "non-finite price or bad size"),
+    (tick_json(price=-12.5), "bad price -12.5"),
+    (tick_json(price=0), "bad price 0.0"),
+    (tick_json(size=-1.0), "bad size -1.0"),
     (
         b'{"type":"tick","symbol":"AAPL","ts_us":1,"price":NaN,"size":1,"source":"t","seq":1,'
         b'"schema_version":1}',
-        "non-finite price or bad size",
+        "malformed JSON",
     ),
-    (tick_json(seq=...), "schema violation: missing field"),
+    (tick_json(price="NaN"), "schema violation: a field has the wrong type"),
+    (tick_json(seq=...), "schema violation: a field is missing, null or not of its type"),
+    (tick_json(seq=-1), "bad seq -1"),
+    (OVERSIZE, f"oversize payload: {len(OVERSIZE)}"),
 ]
 
 
@@ -69,6 +84,12 @@ def test_parse_ticks_reasons(
     parsed_cases: dict[str, tuple[str | None, str]], payload: bytes, error: str | None
 ) -> None:
     assert parsed_cases[payload.decode()][0] == error
+    try:  # the Python loader's verdict is the same
+        marketdata.decode(payload)
+        python_error = None
+    except marketdata.InvalidRecord as exc:
+        python_error = exc.reason
+    assert (python_error is None) == (error is None), python_error
 
 
 def test_parse_ticks_reads_the_wire_format(spark: SparkSession) -> None:
