@@ -6,12 +6,15 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark import transforms as T
 from stock_assets.lib import marketdata
 from stock_assets.lib.marketdata import Tick, ts_us
+from stock_assets_tests.payloads import tick_payloads
 from stock_assets_tests.spark.conftest import assert_rows_equal
 
 T0 = datetime(2026, 7, 29, 13, 30, tzinfo=UTC)
@@ -222,3 +225,28 @@ def test_window_end_matches_spark_window(spark: SparkSession, offset_us: int) ->
     )
     row = df.first()
     assert row is not None and row["mine"] == row["spark"]
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    derandomize=False,
+    suppress_health_check=list(HealthCheck),
+)
+@given(st.lists(tick_payloads(), min_size=150, max_size=150))
+def test_spark_and_python_accept_and_reject_the_same_payloads(
+    spark: SparkSession, payloads: list[bytes]
+) -> None:
+    """One validation contract: Spark's parse_ticks and marketdata.decode agree record by record."""
+    raw = spark.createDataFrame(list(enumerate(payloads)), "offset long, value binary")
+    spark_errors = {r["offset"]: r["error"] for r in T.parse_ticks(raw).collect()}
+    disagreements = []
+    for i, payload in enumerate(payloads):
+        try:
+            marketdata.decode(payload)
+            python_error = None
+        except marketdata.InvalidRecord as exc:
+            python_error = exc.reason
+        if (python_error is None) != (spark_errors[i] is None):
+            disagreements.append((payload, python_error, spark_errors[i]))
+    assert not disagreements, disagreements[:3]
