@@ -10,7 +10,6 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from stock_assets.lib.settings import KafkaSettings
 from stock_assets.lib.topics import ALL_TOPICS, TopicSpec, topic_name
 
-
 # Java clients (Kafka's own tools, Spark's Kafka sink, Kafka Connect, Streams) place a keyed
 # record on toPositive(murmur2(key)) % partitions; librdkafka's default (consistent_random) uses
 # CRC32, so one symbol would land on two partitions and lose its ordering. murmur2_random is

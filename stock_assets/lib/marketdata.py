@@ -10,8 +10,9 @@ decoders reject versions they do not know (they go to the dead-letter topic).
 The tick validation contract is data (`TickContract`, `CONTRACT`): the per-record check here, the
 vectorised polars check of the loader's fast path (`tick_valid_expr`) and the Spark column
 expressions (spark/transforms.py) are all derived from it, and property tests hold them equal.
-A payload is valid UTF-8 of at most `payload_max_bytes`. Every field is required on the wire (a missing `schema_version` is rejected, not defaulted);
-unknown fields are ignored (forward compatibility); duplicate keys: the last one wins.
+A payload is valid UTF-8 of at most `payload_max_bytes`. Every field is required on the wire
+(a missing `schema_version` is rejected, not defaulted); unknown fields are ignored (forward
+compatibility); duplicate keys: the last one wins.
 """
 
 from __future__ import annotations
@@ -254,7 +255,9 @@ def decode(payload: bytes) -> Record:
     try:  # JSON is UTF-8; msgspec only checks the strings it keeps (and raises UnicodeDecodeError)
         payload.decode()
     except UnicodeDecodeError as exc:
-        raise InvalidRecord(f"malformed JSON: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        raise InvalidRecord(
+            f"malformed JSON: not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from exc
     try:
         wire = _decoder.decode(payload)
     except msgspec.ValidationError as exc:

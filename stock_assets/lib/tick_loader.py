@@ -22,12 +22,16 @@ that record is dead-lettered.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from operator import attrgetter
 
 import msgspec
 import polars as pl
@@ -43,8 +47,8 @@ from stock_assets.lib.marketdata import (
     DLQ_MAX_VALUE_BYTES,
     WIRE_TICK_FIELDS,
     InvalidRecord,
-    WireTick,
     Tick,
+    WireTick,
     clip,
     decode,
     tick_decoder,
@@ -86,7 +90,8 @@ _WIRE_SCHEMA = {
 class LoadProfile:
     """Seconds spent per stage of the last load (for the benchmark's profile split)."""
 
-    consume: float = 0.0
+    consume: float = 0.0  # in the prefetch thread, overlapping the rest
+    wait: float = 0.0  # the COPY side waiting for the next consumed batch
     decode: float = 0.0
     validate: float = 0.0
     copy: float = 0.0
@@ -122,7 +127,9 @@ def decode_fast(payloads: Sequence[bytes | None]) -> DecodedBatch | None:
             return None
         # UTF-8 of every payload at once (a character split across two payloads would sit
         # outside a JSON value, which the decoder rejects anyway)
-        b"".join(payloads).decode()  # type: ignore[arg-type]
+        joined = b"".join(payloads)  # type: ignore[arg-type]
+        if not joined.isascii():
+            joined.decode()
         wires = list(map(tick_decoder.decode, payloads))  # type: ignore[arg-type]
         if any(type(w) is not WireTick for w in wires):  # a bar on the ticks topic
             return None
@@ -132,7 +139,7 @@ def decode_fast(payloads: Sequence[bytes | None]) -> DecodedBatch | None:
         PROFILE.decode += time.perf_counter() - t0
     if not wires:
         return DecodedBatch(_frame([[]] * len(WIRE_TICK_FIELDS), []), [], True)
-    columns = list(zip(*map(msgspec.structs.astuple, wires), strict=True))
+    columns = [list(map(attrgetter(name), wires)) for name in WIRE_TICK_FIELDS]
     try:
         frame = _frame(columns, range(len(wires)))
     except (OverflowError, TypeError, pl.exceptions.PolarsError):  # an int beyond int64
@@ -187,7 +194,9 @@ def copy_frame(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def to_csv(frame: pl.DataFrame) -> bytes:
-    return frame.write_csv(include_header=False, datetime_format=CSV_DATETIME).encode()
+    buffer = io.BytesIO()  # straight to bytes: no str of the whole batch to encode
+    frame.write_csv(buffer, include_header=False, datetime_format=CSV_DATETIME)
+    return buffer.getvalue()
 
 
 def bounded_dead_letter(
@@ -460,11 +469,13 @@ def _load(
     careful: bool = False,
 ) -> _Attempt:
     attempt = _Attempt(counts={r.partition: 0 for r in pending})
-    batches = _decoded_batches(consumer, topic, pending, dead_letters, attempt, timeout_s)
-    with conn.cursor() as cur:
+    batches = contextlib.closing(  # stops the prefetch thread however the COPY ends
+        _decoded_batches(consumer, topic, pending, dead_letters, attempt, timeout_s)
+    )
+    with batches as batches_iter, conn.cursor() as cur:
         if not careful:
             with cur.copy(COPY_RAW_TICKS, writer=QueuedLibpqWriter(cur)) as copy:
-                for frame, _ in batches:
+                for frame, _ in batches_iter:
                     t0 = time.perf_counter()
                     copy.write(to_csv(copy_frame(frame)))
                     PROFILE.copy += time.perf_counter() - t0
@@ -474,7 +485,7 @@ def _load(
                 t0 = time.perf_counter()
             PROFILE.copy += time.perf_counter() - t0  # the server finishing the COPY
             return attempt
-        for frame, messages in batches:
+        for frame, messages in batches_iter:
             try:
                 with conn.transaction(), cur.copy(COPY_RAW_TICKS) as copy:
                     copy.write(to_csv(copy_frame(frame)))
@@ -493,26 +504,77 @@ def _load(
     return attempt
 
 
-def _decoded_batches(
-    consumer: Consumer,
-    topic: str,
-    pending: Sequence[OffsetRange],
-    dead_letters: DeadLetters,
-    attempt: _Attempt,
-    timeout_s: float,
-) -> Iterator[tuple[pl.DataFrame, list[Message]]]:
-    """(valid rows with kafka_partition/kafka_offset, the batch's messages) per consume batch."""
+class _Prefetch:
+    """Runs a Kafka batch generator in a thread, `depth` batches ahead of the COPY side.
+
+    consume() waits for fetches with the GIL released, polars and the COPY writer release it
+    too: consuming the next batch overlaps decoding and writing this one. Errors (timeouts,
+    consume errors) are re-raised in the reading thread; `close` stops the producer thread.
+    """
+
+    _END = object()
+
+    def __init__(self, source: Iterator[_Consumed], depth: int = 3) -> None:
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(source,), name="tick-prefetch", daemon=True
+        )
+        self.thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, source: Iterator[_Consumed]) -> None:
+        try:
+            for item in source:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[_Consumed]:
+        while True:
+            t0 = time.perf_counter()
+            item = self.queue.get()
+            PROFILE.wait += time.perf_counter() - t0
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+@dataclass
+class _Consumed:
+    messages: list[Message]
+    parts: list[int | None]
+    offsets: list[int | None]
+    payloads: list[bytes | None]
+
+
+def _consumed_batches(
+    consumer: Consumer, topic: str, pending: Sequence[OffsetRange], timeout_s: float
+) -> Iterator[_Consumed]:
+    """The messages of `pending`, batch by batch, until every partition reached its end."""
     ends = {r.partition: r.end for r in pending}
     starts = {r.partition: r.start for r in pending}
     open_parts = set(ends)
-    tps = [TopicPartition(topic, r.partition, r.start) for r in pending]
-    consumer.assign(tps)
-    consumer.resume(tps)  # a redo after a careful-mode switch: partitions paused by the first pass
     deadline = time.monotonic() + timeout_s
     while open_parts:
         t0 = time.perf_counter()
         messages = consumer.consume(CONSUME_BATCH, timeout=1.0)
-        PROFILE.consume += time.perf_counter() - t0
         if not messages:
             if time.monotonic() > deadline:
                 raise TimeoutError(
@@ -522,7 +584,6 @@ def _decoded_batches(
             _close_finished(consumer, topic, open_parts, ends)
             continue
         deadline = time.monotonic() + timeout_s
-        t0 = time.perf_counter()
         if any(m.error() is not None for m in messages):
             messages = _drop_errors(topic, messages)
         parts = [m.partition() for m in messages]
@@ -536,29 +597,49 @@ def _decoded_batches(
             messages = [messages[i] for i in keep]
             parts = [parts[i] for i in keep]
             offsets = [offsets[i] for i in keep]
-        attempt.consumed += len(messages)
         payloads = [m.value() for m in messages]
-        PROFILE.consume += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        decode_s = PROFILE.decode
-        batch = decode_batch(payloads)
-        t1 = time.perf_counter()
-        if batch.fast:  # decode_fast timed its msgspec part: the rest is validation
-            PROFILE.validate += (t1 - t0) - (PROFILE.decode - decode_s)
-            PROFILE.fast_batches += 1
-        else:
-            PROFILE.decode += t1 - t0 - (PROFILE.decode - decode_s)
-            PROFILE.slow_batches += 1
-        for i, reason in batch.rejected:
-            attempt.reject(dead_letters, messages[i], reason)
-        index = batch.rows.get_column("i")
-        frame = batch.rows.with_columns(
-            pl.Series("kafka_partition", parts, dtype=pl.Int64).gather(index),
-            pl.Series("kafka_offset", offsets, dtype=pl.Int64).gather(index),
-        )
-        PROFILE.validate += time.perf_counter() - t1  # rejects and offsets
         _close_finished(consumer, topic, open_parts, ends)
-        yield frame, messages
+        PROFILE.consume += time.perf_counter() - t0
+        yield _Consumed(messages, parts, offsets, payloads)
+
+
+def _decoded_batches(
+    consumer: Consumer,
+    topic: str,
+    pending: Sequence[OffsetRange],
+    dead_letters: DeadLetters,
+    attempt: _Attempt,
+    timeout_s: float,
+) -> Generator[tuple[pl.DataFrame, list[Message]]]:
+    """(valid rows with kafka_partition/kafka_offset, the batch's messages) per consume batch."""
+    tps = [TopicPartition(topic, r.partition, r.start) for r in pending]
+    consumer.assign(tps)
+    consumer.resume(tps)  # a redo after a careful-mode switch: partitions paused by the first pass
+    prefetch = _Prefetch(_consumed_batches(consumer, topic, pending, timeout_s))
+    try:
+        for c in prefetch:
+            attempt.consumed += len(c.messages)
+            t0 = time.perf_counter()
+            decode_s = PROFILE.decode
+            batch = decode_batch(c.payloads)
+            t1 = time.perf_counter()
+            if batch.fast:  # decode_fast timed its msgspec part: the rest is validation
+                PROFILE.validate += (t1 - t0) - (PROFILE.decode - decode_s)
+                PROFILE.fast_batches += 1
+            else:
+                PROFILE.decode += t1 - t0 - (PROFILE.decode - decode_s)
+                PROFILE.slow_batches += 1
+            for i, reason in batch.rejected:
+                attempt.reject(dead_letters, c.messages[i], reason)
+            index = batch.rows.get_column("i")
+            frame = batch.rows.with_columns(
+                pl.Series("kafka_partition", c.parts, dtype=pl.Int64).gather(index),
+                pl.Series("kafka_offset", c.offsets, dtype=pl.Int64).gather(index),
+            )
+            PROFILE.validate += time.perf_counter() - t1  # rejects and offsets
+            yield frame, c.messages
+    finally:
+        prefetch.close()
 
 
 def _drop_errors(topic: str, messages: list[Message]) -> list[Message]:
