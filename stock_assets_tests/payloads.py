@@ -48,7 +48,7 @@ _SURROGATES = st.sampled_from(["\ud800", "a\udc00", "\ud83d\ude00"])  # lone, lo
 def _ints(lo: int, hi: int) -> st.SearchStrategy[Any]:
     return st.one_of(
         st.integers(lo, hi),
-        st.sampled_from(_INT_EDGES + [lo - 1, hi + 1]),
+        st.sampled_from([*_INT_EDGES, lo - 1, hi + 1]),
         st.integers(-(2**70), 2**70),
         st.sampled_from(_RAW_NUMBERS).map(RawNumber),
         st.floats(),
@@ -60,7 +60,7 @@ def _floats(lo: float, hi: float) -> st.SearchStrategy[Any]:
     return st.one_of(
         st.floats(lo, hi),
         st.floats(allow_nan=True, allow_infinity=True),
-        st.sampled_from(_FLOAT_EDGES + [-1.0, -12.5, hi * 1.5]),
+        st.sampled_from([*_FLOAT_EDGES, -1.0, -12.5, hi * 1.5]),
         st.integers(-(2**80), 2**80),
         st.sampled_from(_RAW_NUMBERS).map(RawNumber),
         st.sampled_from(["NaN", "Infinity", "1.5"]),
@@ -74,7 +74,19 @@ def _strings(pattern: str) -> st.SearchStrategy[Any]:
         _TEXT,
         _SURROGATES,
         st.sampled_from(
-            ["", "aapl", "123", "A B", "AAPL\n", "A\x00", "x\x7f", "Ä", "A" * 17, "x" * 65, "x" * 700]
+            [
+                "",
+                "aapl",
+                "123",
+                "A B",
+                "AAPL\n",
+                "A\x00",
+                "x\x7f",
+                "Ä",
+                "A" * 17,
+                "x" * 65,
+                "x" * 700,
+            ]
         ),
         st.integers(-5, 5),
         _WRONG_TYPES,
@@ -111,7 +123,9 @@ def tick_payloads(draw: st.DrawFn) -> bytes:
     for name in broken:
         fields[name] = draw(BAD[name])
     if draw(st.integers(0, 9)) == 0:  # unknown fields (ignored by both decoders)
-        fields["extra"] = draw(st.one_of(_TEXT, _SURROGATES, st.integers(), st.lists(st.integers())))
+        fields["extra"] = draw(
+            st.one_of(_TEXT, _SURROGATES, st.integers(), st.lists(st.integers()))
+        )
     raws: list[str] = []
     obj = {}
     for name, value in fields.items():
@@ -135,7 +149,15 @@ def tick_payloads(draw: st.DrawFn) -> bytes:
         payload = payload[: draw(st.integers(0, len(payload) - 1))]
     elif mutation == 2:  # a duplicate key: the last one wins
         key = draw(st.sampled_from(sorted(VALID)))
-        value = json.dumps(draw(st.one_of(VALID[key], BAD[key].filter(lambda v: v is not MISSING and not isinstance(v, RawNumber)))), allow_nan=True)
+        value = json.dumps(
+            draw(
+                st.one_of(
+                    VALID[key],
+                    BAD[key].filter(lambda v: v is not MISSING and not isinstance(v, RawNumber)),
+                )
+            ),
+            allow_nan=True,
+        )
         payload = payload[:-1] + f',"{key}":{value}}}'.encode()
     elif mutation == 3:
         payload = draw(st.binary(max_size=40))

@@ -80,7 +80,7 @@ def test_poison_records_are_dead_lettered_alone_and_the_range_loads(
     with db.connect(module_db) as conn:
         conn.execute(
             "ALTER TABLE market.raw_ticks ADD CONSTRAINT price_not_refused"
-            " CHECK (price <> %s::double precision)" % REFUSED_PRICE  # a literal: DDL has no binds
+            f" CHECK (price <> {REFUSED_PRICE}::double precision)"  # a literal: DDL has no binds
         )
         conn.commit()
         producer = Producer(kafka_admin.client_config(kafka.settings()))

@@ -19,9 +19,7 @@ from stock_assets.lib import marketdata, tick_loader
 from stock_assets.lib.marketdata import CONTRACT, InvalidRecord, Tick
 from stock_assets_tests.payloads import tick_payloads
 
-PROPERTY = settings(
-    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROPERTY = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def per_record(payloads: list[bytes | None]) -> list[str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -50,7 +51,10 @@ PARSE_CASES: list[tuple[bytes, str | None]] = [
     (tick_json().replace(b"}", b',"z":"\\ud800"}'), "malformed JSON"),  # a lone surrogate
     (tick_json(type="bar"), "not a tick: type=bar"),
     (tick_json(schema_version=2), "unsupported schema_version 2"),
-    (tick_json(schema_version=...), "schema violation: a field is missing, null or not of its type"),
+    (
+        tick_json(schema_version=...),
+        "schema violation: a field is missing, null or not of its type",
+    ),
     (tick_json(symbol="aapl"), "bad symbol aapl"),
     (tick_json(symbol="123"), "bad symbol 123"),
     (tick_json(symbol=""), "bad symbol "),
@@ -250,3 +254,20 @@ def test_spark_and_python_accept_and_reject_the_same_payloads(
         if (python_error is None) != (spark_errors[i] is None):
             disagreements.append((payload, python_error, spark_errors[i]))
     assert not disagreements, disagreements[:3]
+
+
+def test_spark_dead_letters_are_bounded(spark: SparkSession) -> None:
+    huge = b'{"type":"tick","symbol":"' + b"A" * 600_000 + b'"}'
+    raw = spark.createDataFrame(
+        [(b"K" * 1000, huge, "t", 0, 7)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    (row,) = T.bounded_dead_letters(T.invalid_ticks(T.parse_ticks(raw)), "stage").collect()
+    headers = {h["key"]: bytes(h["value"]) for h in row["headers"]}
+    assert bytes(row["value"]) == huge[: marketdata.DLQ_MAX_VALUE_BYTES]
+    assert bytes(row["key"]) == b"K" * marketdata.DLQ_MAX_KEY_BYTES
+    assert headers["dlq.payload.sha256"] == hashlib.sha256(huge).hexdigest().encode()
+    assert headers["dlq.payload.length"] == str(len(huge)).encode()
+    assert headers["dlq.payload.truncated"] == b"true"
+    assert headers["dlq.reason"].startswith(b"oversize payload")
+    assert headers["dlq.source.offset"] == b"7" and headers["dlq.stage"] == b"stage"
