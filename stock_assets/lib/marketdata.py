@@ -100,8 +100,12 @@ class Bar(msgspec.Struct, tag_field="type", tag="bar", frozen=True, kw_only=True
 Record = Tick | Bar
 
 
-class WireTick(msgspec.Struct, tag_field="type", tag="tick", kw_only=True):
-    """A tick as decoded from the wire: every field required (no defaulted schema_version)."""
+class WireTick(msgspec.Struct, tag_field="type", tag="tick", kw_only=True, gc=False):
+    """A tick as decoded from the wire: every field required (no defaulted schema_version).
+
+    gc=False: scalar fields only, so no reference cycle; a batch of them does not trigger
+    cyclic-GC passes.
+    """
 
     symbol: str
     ts_us: int

@@ -572,10 +572,12 @@ def _consumed_batches(
     ends = {r.partition: r.end for r in pending}
     starts = {r.partition: r.start for r in pending}
     open_parts = set(ends)
+    # small loads in smaller batches: the first COPY starts early and overlaps the rest
+    batch_size = max(1_000, min(CONSUME_BATCH, sum(r.size for r in pending) // 8))
     deadline = time.monotonic() + timeout_s
     while open_parts:
         t0 = time.perf_counter()
-        messages = consumer.consume(CONSUME_BATCH, timeout=1.0)
+        messages = consumer.consume(batch_size, timeout=1.0)
         if not messages:
             if time.monotonic() > deadline:
                 raise TimeoutError(
