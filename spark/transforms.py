@@ -2,8 +2,9 @@
 
 The wire format is stock_assets/lib/marketdata.py's: JSON `{"type": "tick", "symbol", "ts_us"
 (epoch µs UTC), "price", "size", "source", "seq", "schema_version": 1}`. `parse_ticks` keeps every
-input row and says why a row is unusable in `error` (null for a good tick), mirroring
-`marketdata.validate`, so callers can count and dead-letter bad rows instead of dropping them.
+input row and says why a row is unusable in `error` (null for a good tick): the rules are
+`marketdata.CONTRACT`'s, the same the Python loader applies, so callers can count and
+dead-letter bad rows instead of dropping them.
 
 Bars: 1-minute tumbling windows [start, start + 1 min) on event time. open/close are the prices of
 the earliest/latest tick ordered by (ts_us, seq) — `min_by`/`max_by` on that struct, because
@@ -14,31 +15,54 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     DoubleType,
-    IntegerType,
     LongType,
     StringType,
     StructField,
     StructType,
+    VariantType,
 )
 
-SCHEMA_VERSION = 1  # stock_assets.lib.marketdata.SCHEMA_VERSION
-MAX_SYMBOL_LEN = 16  # stock_assets.lib.marketdata.MAX_SYMBOL_LEN
+from stock_assets.lib.marketdata import CONTRACT, TickContract
+
 BAR_WINDOW = "1 minute"
 US_PER_MINUTE = 60_000_000
 CORRUPT = "_corrupt_record"  # from_json's PERMISSIVE mode puts an unparsable record here
 
+# symbol and source are read as VARIANT: a plain StringType field would turn a JSON number or
+# object into its text (Jackson's coercion), where the Python decoder rejects anything but a
+# JSON string; schema_of_variant says which JSON type arrived.
 TICK_SCHEMA = StructType(
     [
         StructField("type", StringType()),
-        StructField("symbol", StringType()),
+        StructField("symbol", VariantType()),
         StructField("ts_us", LongType()),
         StructField("price", DoubleType()),
         StructField("size", DoubleType()),
-        StructField("source", StringType()),
+        StructField("source", VariantType()),
         StructField("seq", LongType()),
-        StructField("schema_version", IntegerType()),
+        StructField("schema_version", LongType()),
         StructField(CORRUPT, StringType()),
     ]
+)
+# as strict as msgspec: no NaN/Infinity literals or strings, no single quotes (Spark's defaults
+# allow both); comments, unquoted names, leading zeros and raw control characters are off anyway
+JSON_OPTIONS = {
+    "mode": "PERMISSIVE",
+    "columnNameOfCorruptRecord": CORRUPT,
+    "allowNonNumericNumbers": "false",
+    "allowSingleQuotes": "false",
+}
+JSON_WS = "[ \\t\\n\\r]"
+# Jackson stops after the first JSON value: text after the object must be whitespace (Python's
+# decoder rejects trailing data)
+TRAILING_OK = f"\\}}{JSON_WS}*\\z"
+# a \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or a low one alone: Jackson
+# accepts lone surrogates in fields it skips, msgspec rejects them anywhere
+_HEX = "[0-9a-fA-F]"
+LONE_SURROGATE = (
+    f"(?:^|[^\\\\])(?:\\\\\\\\)*(?:"
+    f"\\\\u[dD][89abAB]{_HEX}{{2}}(?!\\\\u[dD][c-fC-F]{_HEX}{{2}})"
+    f"|(?<!\\\\u[dD][89abAB]{_HEX}{{2}})\\\\u[dD][c-fC-F]{_HEX}{{2}})"
 )
 TICK_COLUMNS = ("symbol", "ts", "ts_us", "price", "size", "source", "seq")
 BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume", "vwap", "trade_count")
@@ -48,39 +72,82 @@ def _finite(c: Column) -> Column:
     return c.isNotNull() & ~F.isnan(c) & (F.abs(c) != F.lit(float("inf")))
 
 
-def tick_error(t: Column) -> Column:
-    """Why the parsed struct `t` is not a valid tick (null when it is); first failing check wins."""
-    symbol = t["symbol"]
+def _full_match(c: Column, pattern: str) -> Column:
+    """Java regex over the whole string (`find` semantics otherwise; \\z: the very end)."""
+    return c.rlike(f"^(?:{pattern})\\z")
+
+
+def _show(c: Column) -> Column:
+    text = F.coalesce(c.cast("string"), F.lit("null"))
+    return F.when(F.length(text) > 40, F.concat(F.substring(text, 1, 40), F.lit("…"))).otherwise(
+        text
+    )
+
+
+def variant_string(v: Column) -> Column:
+    """The JSON string in a VARIANT field, null when the field held anything else."""
+    return F.when(F.schema_of_variant(v) == "STRING", F.variant_get(v, "$", "string"))
+
+
+def tick_error(t: Column, value: Column, c: TickContract = CONTRACT) -> Column:
+    """Why Kafka `value` (parsed as `t`) is not a valid tick, null when it is.
+
+    Derived from `marketdata.CONTRACT` like the Python check; property-tested to accept and reject
+    the same payloads (the first failing rule may differ for a payload breaking several).
+    """
+    payload = value.cast("string")
+    symbol, source = variant_string(t["symbol"]), variant_string(t["source"])
+    price, size = t["price"], t["size"]
     return (
-        F.when(t.isNull() | (t[CORRUPT].isNotNull() & t["type"].isNull()), F.lit("malformed JSON"))
+        F.when(value.isNull(), F.lit("malformed JSON: no value"))
+        .when(
+            F.octet_length(value) > c.payload_max_bytes,
+            F.concat(F.lit("oversize payload: "), F.octet_length(value).cast("string")),
+        )
+        .when(
+            ~F.is_valid_utf8(value)
+            | t.isNull()
+            | (t[CORRUPT].isNotNull() & t["type"].isNull())
+            | ~payload.rlike(TRAILING_OK)
+            | payload.rlike(LONE_SURROGATE),
+            F.lit("malformed JSON"),
+        )
         .when(t[CORRUPT].isNotNull(), F.lit("schema violation: a field has the wrong type"))
         .when(
             t["type"].isNull() | (t["type"] != "tick"),
-            F.concat(F.lit("not a tick: type="), F.coalesce(t["type"], F.lit("null"))),
+            F.concat(F.lit("not a tick: type="), _show(t["type"])),
         )
         .when(
-            t["schema_version"].isNull() | (t["schema_version"] != SCHEMA_VERSION),
-            F.concat(
-                F.lit("unsupported schema_version "),
-                F.coalesce(t["schema_version"].cast("string"), F.lit("null")),
-            ),
+            t["symbol"].isNull()
+            | t["source"].isNull()
+            | symbol.isNull()
+            | source.isNull()
+            | t["ts_us"].isNull()
+            | price.isNull()
+            | size.isNull()
+            | t["seq"].isNull()
+            | t["schema_version"].isNull(),
+            F.lit("schema violation: a field is missing, null or not of its type"),
         )
         .when(
-            symbol.isNull()
-            | (F.length(symbol) == 0)
-            | (F.length(symbol) > MAX_SYMBOL_LEN)
-            | (symbol != F.upper(symbol)),
-            F.concat(F.lit("bad symbol "), F.coalesce(symbol, F.lit("null"))),
+            ~t["schema_version"].isin(*c.schema_versions),
+            F.concat(F.lit("unsupported schema_version "), _show(t["schema_version"])),
+        )
+        .when(~_full_match(symbol, c.symbol_pattern), F.concat(F.lit("bad symbol "), _show(symbol)))
+        .when(~_full_match(source, c.source_pattern), F.concat(F.lit("bad source "), _show(source)))
+        .when(
+            ~t["ts_us"].between(c.ts_us_min, c.ts_us_max),
+            F.concat(F.lit("bad timestamp "), _show(t["ts_us"])),
         )
         .when(
-            t["ts_us"].isNull() | (t["ts_us"] <= 0),
-            F.concat(F.lit("bad timestamp "), F.coalesce(t["ts_us"].cast("string"), F.lit("null"))),
+            ~_finite(price) | (price <= 0) | (price > c.price_max),
+            F.concat(F.lit("bad price "), _show(price)),
         )
         .when(
-            ~_finite(t["price"]) | ~_finite(t["size"]) | (t["size"] < 0),
-            F.lit("non-finite price or bad size"),
+            ~_finite(size) | (size < 0) | (size > c.size_max),
+            F.concat(F.lit("bad size "), _show(size)),
         )
-        .when(t["seq"].isNull() | t["source"].isNull(), F.lit("schema violation: missing field"))
+        .when(~t["seq"].between(c.seq_min, c.seq_max), F.concat(F.lit("bad seq "), _show(t["seq"])))
     )
 
 
@@ -93,24 +160,21 @@ def parse_ticks(raw: DataFrame) -> DataFrame:
     payload = F.col("value").cast("string")
     parsed = raw.withColumn("payload", payload).withColumn(
         "_t",
-        F.from_json(
-            F.col("payload"),
-            TICK_SCHEMA,
-            {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
-        ),
+        F.from_json(F.col("payload"), TICK_SCHEMA, JSON_OPTIONS),
     )
     t = F.col("_t")
     return parsed.select(
         *[c for c in raw.columns if c != "value"],
-        t["symbol"].alias("symbol"),
+        variant_string(t["symbol"]).alias("symbol"),
         F.timestamp_micros(t["ts_us"]).alias("ts"),
         t["ts_us"].alias("ts_us"),
         t["price"].alias("price"),
         t["size"].alias("size"),
-        t["source"].alias("source"),
+        variant_string(t["source"]).alias("source"),
         t["seq"].alias("seq"),
-        tick_error(t).alias("error"),
+        tick_error(t, F.col("value")).alias("error"),
         F.col("payload"),
+        F.col("value").alias("raw_value"),
     )
 
 
@@ -122,6 +186,52 @@ def valid_ticks(parsed: DataFrame) -> DataFrame:
 def invalid_ticks(parsed: DataFrame) -> DataFrame:
     """The bad rows of `parse_ticks`' output with their reason and raw payload."""
     return parsed.where(F.col("error").isNotNull()).drop(*TICK_COLUMNS)
+
+
+def bounded_dead_letters(invalid: DataFrame, stage: str) -> DataFrame:
+    """`invalid_ticks` rows → Kafka (key, value, headers) rows bounded like the Python loader's.
+
+    The value keeps its first DLQ_MAX_VALUE_BYTES bytes; sha256 and length of the original go in
+    headers (marketdata.DLQ_MAX_*), so the write never meets the broker's message size limit.
+    """
+    from stock_assets.lib.marketdata import (
+        DLQ_MAX_KEY_BYTES,
+        DLQ_MAX_REASON_CHARS,
+        DLQ_MAX_VALUE_BYTES,
+    )
+
+    def header(name: str, value: Column) -> Column:
+        return F.struct(F.lit(name).alias("key"), value.cast("binary").alias("value"))
+
+    raw = F.coalesce(F.col("raw_value"), F.lit(b"").cast("binary"))
+    length = F.octet_length(raw)
+    reason = F.col("error")
+    headers = F.array(
+        header(
+            "dlq.reason",
+            F.when(
+                F.length(reason) > DLQ_MAX_REASON_CHARS,
+                F.concat(F.substring(reason, 1, DLQ_MAX_REASON_CHARS), F.lit("…")),
+            ).otherwise(reason),
+        ),
+        header("dlq.payload.sha256", F.sha2(raw, 256)),
+        header("dlq.payload.length", length.cast("string")),
+        header(
+            "dlq.payload.truncated",
+            F.when(length > DLQ_MAX_VALUE_BYTES, F.lit("true")).otherwise(F.lit("false")),
+        ),
+        header("dlq.stage", F.lit(stage)),
+        header("dlq.source.topic", F.col("topic")),
+        header("dlq.source.partition", F.col("partition").cast("string")),
+        header("dlq.source.offset", F.col("offset").cast("string")),
+    )
+    return invalid.select(
+        F.substring(F.col("key"), 1, DLQ_MAX_KEY_BYTES).alias("key"),
+        F.when(F.col("raw_value").isNotNull(), F.substring(raw, 1, DLQ_MAX_VALUE_BYTES)).alias(
+            "value"
+        ),
+        headers.alias("headers"),
+    )
 
 
 def window_end_us(ts_us: Column) -> Column:

@@ -10,15 +10,24 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from stock_assets.lib.settings import KafkaSettings
 from stock_assets.lib.topics import ALL_TOPICS, TopicSpec, topic_name
 
+# Java clients (Kafka's own tools, Spark's Kafka sink, Kafka Connect, Streams) place a keyed
+# record on toPositive(murmur2(key)) % partitions; librdkafka's default (consistent_random) uses
+# CRC32, so one symbol would land on two partitions and lose its ordering. murmur2_random is
+# librdkafka's Java-compatible partitioner (null keys: random partition).
+PARTITIONER = "murmur2_random"
+
 
 def client_config(settings: KafkaSettings, **extra: Any) -> dict[str, Any]:
+    """The one base config of every client; a producer's (no `group.id`) gets PARTITIONER."""
     timeout_ms = int(settings.request_timeout_s * 1000)
-    return {
+    config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": settings.client_id,
         "socket.timeout.ms": timeout_ms,
-        **extra,
     }
+    if "group.id" not in extra:  # a consumer would log CONFWARN for a producer property
+        config["partitioner"] = PARTITIONER
+    return config | extra
 
 
 def admin(settings: KafkaSettings) -> AdminClient:

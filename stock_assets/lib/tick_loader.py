@@ -1,27 +1,63 @@
 """Load exact Kafka offset ranges of the ticks topic into market.raw_ticks, exactly once.
 
 One warehouse transaction per load: advisory locks on each (topic, partition), a check of the
-ledger (ingest.kafka_offsets), COPY of every decodable tick, the ledger rows for the ranges,
-commit. A crash anywhere before the commit leaves nothing behind; re-running a range that
-committed is a no-op; the ledger's exclusion constraint rejects overlapping ranges even from
-concurrent loaders. Undecodable records go to the dead-letter topic (flushed before the commit,
-so at-least-once there: a crash between flush and commit re-sends them, identifiable by the
-dlq.source.* headers).
+ledger (ingest.kafka_offsets), COPY of every valid tick, the ledger rows for the ranges, commit.
+A crash anywhere before the commit leaves nothing behind; re-running a range that committed is a
+no-op; the ledger's exclusion constraint rejects overlapping ranges even from concurrent loaders.
+
+Per consume batch the fast path decodes every payload with msgspec (C, one call per payload, no
+Python loop body), builds the batch as polars columns, validates it with one vectorised
+expression derived from `marketdata.CONTRACT` and streams it as CSV to one COPY whose writes a
+psycopg worker thread pushes while the next batch is consumed and decoded. A batch holding any
+payload that does not decode as a tick takes the per-record path (`marketdata.decode`), which
+gives each bad record its own reason; both paths are property-tested to agree record by record.
+
+Invalid records go to the dead-letter topic, bounded in size (marketdata.DLQ_MAX_*), queued
+until the COPY succeeded and flushed before the commit (at-least-once there: a crash between
+flush and commit re-sends them, identifiable by the dlq.source.* headers). A record the
+warehouse itself rejects (a data or integrity error) does not fail its range: the load is redone
+in careful mode — one COPY per batch in a savepoint, the failing batch row by row — and only
+that record is dead-lettered.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from operator import attrgetter
 
+import msgspec
 import polars as pl
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from psycopg.copy import QueuedLibpqWriter
 
 from stock_assets.lib.frames import CSV_DATETIME
-from stock_assets.lib.marketdata import InvalidRecord, Tick, decode
+from stock_assets.lib.marketdata import (
+    CONTRACT,
+    DLQ_MAX_KEY_BYTES,
+    DLQ_MAX_REASON_CHARS,
+    DLQ_MAX_VALUE_BYTES,
+    WIRE_TICK_FIELDS,
+    InvalidRecord,
+    Tick,
+    WireTick,
+    clip,
+    decode,
+    tick_decoder,
+    tick_error,
+    tick_valid_expr,
+)
+
+log = logging.getLogger(__name__)
 
 RAW_TICK_COLUMNS = (
     "ts",
@@ -37,49 +73,152 @@ COPY_RAW_TICKS = (
     "COPY market.raw_ticks (ts, symbol, price, size, source, seq, kafka_partition, kafka_offset)"
     " FROM STDIN (FORMAT csv)"
 )
-CONSUME_BATCH = 5000
+CONSUME_BATCH = 20_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64 = (-(2**63), 2**63 - 1)
+_WIRE_SCHEMA = {
+    "symbol": pl.String,
+    "ts_us": pl.Int64,
+    "price": pl.Float64,
+    "size": pl.Float64,
+    "source": pl.String,
+    "seq": pl.Int64,
+    "schema_version": pl.Int64,
+}
 
 
-class _Batch:
-    """One consume batch as columns; rendered to COPY CSV by polars (no per-row formatting)."""
+@dataclass
+class LoadProfile:
+    """Seconds spent per stage of the last load (for the benchmark's profile split)."""
 
-    def __init__(self) -> None:
-        self.ts_us: list[int] = []
-        self.symbol: list[str] = []
-        self.price: list[float] = []
-        self.size: list[float] = []
-        self.source: list[str] = []
-        self.seq: list[int] = []
-        self.partition: list[int] = []
-        self.offset: list[int] = []
+    consume: float = 0.0  # in the prefetch thread, overlapping the rest
+    wait: float = 0.0  # the COPY side waiting for the next consumed batch
+    decode: float = 0.0
+    validate: float = 0.0
+    copy: float = 0.0
+    fast_batches: int = 0
+    slow_batches: int = 0
 
-    def add(self, tick: Tick, partition: int, offset: int) -> None:
-        self.ts_us.append(tick.ts_us)
-        self.symbol.append(tick.symbol)
-        self.price.append(tick.price)
-        self.size.append(tick.size)
-        self.source.append(tick.source)
-        self.seq.append(tick.seq)
-        self.partition.append(partition)
-        self.offset.append(offset)
 
-    def frame(self) -> pl.DataFrame:
-        return pl.DataFrame(
-            {
-                "ts": pl.Series(self.ts_us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")),
-                "symbol": self.symbol,
-                "price": pl.Series(self.price, dtype=pl.Float64),
-                "size": pl.Series(self.size, dtype=pl.Float64),
-                "source": self.source,
-                "seq": pl.Series(self.seq, dtype=pl.Int64),
-                "kafka_partition": pl.Series(self.partition, dtype=pl.Int32),
-                "kafka_offset": pl.Series(self.offset, dtype=pl.Int64),
-            }
-        )
+PROFILE = LoadProfile()
 
-    def csv(self) -> bytes:
-        return self.frame().write_csv(include_header=False, datetime_format=CSV_DATETIME).encode()
+
+@dataclass
+class DecodedBatch:
+    """Valid ticks of one batch (`rows`: wire columns + `i`, the payload's index) and rejects."""
+
+    rows: pl.DataFrame
+    rejected: list[tuple[int, str]]  # (payload index, reason)
+    fast: bool
+
+
+def _frame(columns: Sequence[Sequence[object]], index: Sequence[int]) -> pl.DataFrame:
+    data = {
+        name: pl.Series(name, values, dtype=_WIRE_SCHEMA[name], strict=True)
+        for name, values in zip(WIRE_TICK_FIELDS, columns, strict=True)
+    }
+    return pl.DataFrame({**data, "i": pl.Series("i", index, dtype=pl.Int64)})
+
+
+def decode_fast(payloads: Sequence[bytes | None]) -> DecodedBatch | None:
+    """The columnar path; None when a payload does not decode as a tick (or overflows int64)."""
+    t0 = time.perf_counter()
+    try:
+        if payloads and max(map(len, payloads)) > CONTRACT.payload_max_bytes:  # type: ignore[arg-type]
+            return None
+        # UTF-8 of every payload at once (a character split across two payloads would sit
+        # outside a JSON value, which the decoder rejects anyway)
+        joined = b"".join(payloads)  # type: ignore[arg-type]
+        if not joined.isascii():
+            joined.decode()
+        wires = list(map(tick_decoder.decode, payloads))  # type: ignore[arg-type]
+        if any(type(w) is not WireTick for w in wires):  # a bar on the ticks topic
+            return None
+    except (msgspec.DecodeError, TypeError, UnicodeDecodeError):  # TypeError: a null value
+        return None
+    finally:
+        PROFILE.decode += time.perf_counter() - t0
+    if not wires:
+        return DecodedBatch(_frame([[]] * len(WIRE_TICK_FIELDS), []), [], True)
+    columns = [list(map(attrgetter(name), wires)) for name in WIRE_TICK_FIELDS]
+    try:
+        frame = _frame(columns, range(len(wires)))
+    except (OverflowError, TypeError, pl.exceptions.PolarsError):  # an int beyond int64
+        return None
+    ok = frame.select(tick_valid_expr()).to_series()
+    if ok.all():
+        return DecodedBatch(frame, [], True)
+    rejected = []
+    for i in (~ok).arg_true().to_list():
+        reason = tick_error(wires[i])
+        if reason is None:  # cannot happen while the property tests pass; never load it anyway
+            reason = "rejected by the vectorised check only"
+        rejected.append((i, reason))
+    return DecodedBatch(frame.filter(ok), rejected, True)
+
+
+def decode_slow(payloads: Sequence[bytes | None]) -> DecodedBatch:
+    """The per-record path: `marketdata.decode` on each payload, each reject with its reason."""
+    good: list[Tick] = []
+    index: list[int] = []
+    rejected: list[tuple[int, str]] = []
+    for i, payload in enumerate(payloads):
+        try:
+            record = decode(payload or b"")
+            if not isinstance(record, Tick):
+                raise InvalidRecord(f"not a tick: a {type(record).__name__.lower()} record")
+        except InvalidRecord as exc:
+            rejected.append((i, exc.reason))
+            continue
+        good.append(record)
+        index.append(i)
+    columns = [[getattr(t, name) for t in good] for name in WIRE_TICK_FIELDS]
+    return DecodedBatch(_frame(columns, index), rejected, False)
+
+
+def decode_batch(payloads: Sequence[bytes | None]) -> DecodedBatch:
+    return decode_fast(payloads) or decode_slow(payloads)
+
+
+def copy_frame(rows: pl.DataFrame) -> pl.DataFrame:
+    """Decoded rows + kafka_partition/kafka_offset → the COPY columns, in order."""
+    return rows.select(
+        pl.col("ts_us").cast(pl.Datetime("us", "UTC")).alias("ts"),
+        "symbol",
+        "price",
+        "size",
+        "source",
+        "seq",
+        pl.col("kafka_partition").cast(pl.Int32),
+        pl.col("kafka_offset"),
+    )
+
+
+def to_csv(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()  # straight to bytes: no str of the whole batch to encode
+    frame.write_csv(buffer, include_header=False, datetime_format=CSV_DATETIME)
+    return buffer.getvalue()
+
+
+def bounded_dead_letter(
+    value: bytes | None, key: bytes | None, reason: str
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """(value, key, headers) of a dead-letter record that fits any broker's message limit.
+
+    The value keeps its first DLQ_MAX_VALUE_BYTES; `dlq.payload.sha256` and `dlq.payload.length`
+    identify the original; `dlq.payload.truncated` says whether it was cut.
+    """
+    raw = value or b""
+    headers = [
+        ("dlq.reason", clip(reason, DLQ_MAX_REASON_CHARS).encode()),
+        ("dlq.payload.sha256", hashlib.sha256(raw).hexdigest().encode()),
+        ("dlq.payload.length", str(len(raw)).encode()),
+        ("dlq.payload.truncated", b"true" if len(raw) > DLQ_MAX_VALUE_BYTES else b"false"),
+    ]
+    if key is not None and len(key) > DLQ_MAX_KEY_BYTES:
+        headers.append(("dlq.key.length", str(len(key)).encode()))
+        key = key[:DLQ_MAX_KEY_BYTES]
+    return (None if value is None else raw[:DLQ_MAX_VALUE_BYTES]), key, headers
 
 
 class RangeConflict(RuntimeError):
@@ -128,34 +267,54 @@ class LoadResult:
 
 
 class DeadLetters:
-    """Producer to the dead-letter topic; `flush` raises unless every record was acknowledged."""
+    """Producer to the dead-letter topic; records are queued by `send`, produced by `flush`.
+
+    `flush` raises unless every record was acknowledged; `discard` drops what is queued (a load
+    redone from the start sends its dead letters again).
+    """
 
     def __init__(self, producer: Producer, topic: str, stage: str = "ingest") -> None:
         self.producer, self.topic, self.stage = producer, topic, stage
         self.errors: list[str] = []
+        self.pending: list[tuple[Message, str]] = []
 
     def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             self.errors.append(str(err))
 
     def send(self, msg: Message, reason: str) -> None:
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("dlq.reason", reason.encode()),
+        self.pending.append((msg, reason))
+
+    def discard(self) -> None:
+        self.pending.clear()
+
+    def _produce(self, msg: Message, reason: str) -> None:
+        value, key, headers = bounded_dead_letter(msg.value(), msg.key(), reason)
+        all_headers: list[tuple[str, str | bytes | None]] = [
+            *headers,
             ("dlq.stage", self.stage.encode()),
             ("dlq.source.topic", (msg.topic() or "").encode()),
             ("dlq.source.partition", str(msg.partition()).encode()),
             ("dlq.source.offset", str(msg.offset()).encode()),
         ]
-        self.producer.produce(
-            self.topic,
-            value=msg.value(),
-            key=msg.key(),
-            headers=headers,
-            on_delivery=self._delivered,
-        )
+        while True:
+            try:
+                self.producer.produce(
+                    self.topic,
+                    value=value,
+                    key=key,
+                    headers=all_headers,
+                    on_delivery=self._delivered,
+                )
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                self.producer.poll(0.1)
         self.producer.poll(0)
 
     def flush(self, timeout_s: float) -> None:
+        for msg, reason in self.pending:
+            self._produce(msg, reason)
+        self.pending.clear()
         remaining = self.producer.flush(timeout_s)
         if remaining or self.errors:
             raise RuntimeError(
@@ -223,6 +382,54 @@ def load_ranges(
     return result
 
 
+@dataclass
+class _Attempt:
+    """What one pass over the ranges loaded (merged into the LoadResult when it committed)."""
+
+    counts: dict[int, int]
+    rows: int = 0
+    consumed: int = 0
+    dead_lettered: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    min_ts_us: int | None = None
+    max_ts_us: int | None = None
+    symbols: set[str] = field(default_factory=set)
+    hours: set[int] = field(default_factory=set)
+
+    def reject(self, dead_letters: DeadLetters, msg: Message, reason: str) -> None:
+        dead_letters.send(msg, reason)
+        category = reason.split(":")[0] if ":" in reason else " ".join(reason.split()[:2])
+        self.reasons[category] = self.reasons.get(category, 0) + 1
+        self.dead_lettered += 1
+
+    def loaded(self, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
+        self.rows += frame.height
+        for p, n in frame.group_by("kafka_partition").len().iter_rows():
+            self.counts[p] += n
+        ts = frame.get_column("ts_us")
+        lo, hi = ts.min(), ts.max()
+        assert isinstance(lo, int) and isinstance(hi, int)
+        self.min_ts_us = lo if self.min_ts_us is None else min(self.min_ts_us, lo)
+        self.max_ts_us = hi if self.max_ts_us is None else max(self.max_ts_us, hi)
+        self.symbols.update(frame.get_column("symbol").unique().to_list())
+        self.hours.update((ts // 3_600_000_000).unique().to_list())
+
+    def merge_into(self, result: LoadResult) -> None:
+        result.rows += self.rows
+        result.consumed += self.consumed
+        result.dead_lettered += self.dead_lettered
+        for reason, n in self.reasons.items():
+            result.dead_letter_reasons[reason] = result.dead_letter_reasons.get(reason, 0) + n
+        if self.min_ts_us is not None and self.max_ts_us is not None:
+            lo, hi = result.min_ts_us, result.max_ts_us
+            result.min_ts_us = self.min_ts_us if lo is None else min(lo, self.min_ts_us)
+            result.max_ts_us = self.max_ts_us if hi is None else max(hi, self.max_ts_us)
+        result.symbols |= self.symbols
+        result.hours |= self.hours
+
+
 def _consume_into_copy(
     conn: psycopg.Connection,
     consumer: Consumer,
@@ -233,66 +440,234 @@ def _consume_into_copy(
     timeout_s: float,
     progress: Callable[[int], None] | None,
 ) -> dict[int, int]:
+    PROFILE.__init__()  # type: ignore[misc]
+    try:
+        with conn.transaction():  # a savepoint: a rejected COPY rolls back alone
+            attempt = _load(conn, consumer, topic, pending, dead_letters, timeout_s, progress)
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        log.warning(
+            "%s: the warehouse rejected a record (%s); reloading in careful mode",
+            topic,
+            clip(str(exc).splitlines()[0], 200),
+        )
+        dead_letters.discard()
+        attempt = _load(
+            conn, consumer, topic, pending, dead_letters, timeout_s, progress, careful=True
+        )
+    attempt.merge_into(result)
+    return attempt.counts
+
+
+def _load(
+    conn: psycopg.Connection,
+    consumer: Consumer,
+    topic: str,
+    pending: Sequence[OffsetRange],
+    dead_letters: DeadLetters,
+    timeout_s: float,
+    progress: Callable[[int], None] | None,
+    *,
+    careful: bool = False,
+) -> _Attempt:
+    attempt = _Attempt(counts={r.partition: 0 for r in pending})
+    batches = contextlib.closing(  # stops the prefetch thread however the COPY ends
+        _decoded_batches(consumer, topic, pending, dead_letters, attempt, timeout_s)
+    )
+    with batches as batches_iter, conn.cursor() as cur:
+        if not careful:
+            with cur.copy(COPY_RAW_TICKS, writer=QueuedLibpqWriter(cur)) as copy:
+                for frame, _ in batches_iter:
+                    t0 = time.perf_counter()
+                    copy.write(to_csv(copy_frame(frame)))
+                    PROFILE.copy += time.perf_counter() - t0
+                    attempt.loaded(frame)
+                    if progress is not None:
+                        progress(attempt.rows)
+                t0 = time.perf_counter()
+            PROFILE.copy += time.perf_counter() - t0  # the server finishing the COPY
+            return attempt
+        for frame, messages in batches_iter:
+            try:
+                with conn.transaction(), cur.copy(COPY_RAW_TICKS) as copy:
+                    copy.write(to_csv(copy_frame(frame)))
+                attempt.loaded(frame)
+            except (psycopg.errors.DataError, psycopg.errors.IntegrityError):
+                for row in frame.iter_slices(1):
+                    try:
+                        with conn.transaction(), cur.copy(COPY_RAW_TICKS) as copy:
+                            copy.write(to_csv(copy_frame(row)))
+                        attempt.loaded(row)
+                    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+                        reason = f"rejected by the warehouse: {str(exc).splitlines()[0]}"
+                        attempt.reject(dead_letters, messages[int(row["i"][0])], reason)
+            if progress is not None:
+                progress(attempt.rows)
+    return attempt
+
+
+class _Prefetch:
+    """Runs a Kafka batch generator in a thread, `depth` batches ahead of the COPY side.
+
+    consume() waits for fetches with the GIL released, polars and the COPY writer release it
+    too: consuming the next batch overlaps decoding and writing this one. Errors (timeouts,
+    consume errors) are re-raised in the reading thread; `close` stops the producer thread.
+    """
+
+    _END = object()
+
+    def __init__(self, source: Iterator[_Consumed], depth: int = 3) -> None:
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(source,), name="tick-prefetch", daemon=True
+        )
+        self.thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, source: Iterator[_Consumed]) -> None:
+        try:
+            for item in source:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[_Consumed]:
+        while True:
+            t0 = time.perf_counter()
+            item = self.queue.get()
+            PROFILE.wait += time.perf_counter() - t0
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+@dataclass
+class _Consumed:
+    messages: list[Message]
+    parts: list[int | None]
+    offsets: list[int | None]
+    payloads: list[bytes | None]
+
+
+def _consumed_batches(
+    consumer: Consumer, topic: str, pending: Sequence[OffsetRange], timeout_s: float
+) -> Iterator[_Consumed]:
+    """The messages of `pending`, batch by batch, until every partition reached its end."""
     ends = {r.partition: r.end for r in pending}
     starts = {r.partition: r.start for r in pending}
-    counts = dict.fromkeys(ends, 0)
     open_parts = set(ends)
-    consumer.assign([TopicPartition(topic, r.partition, r.start) for r in pending])
-    min_ts, max_ts = result.min_ts_us, result.max_ts_us
-    symbols, hours = result.symbols, result.hours
+    # small loads in smaller batches: the first COPY starts early and overlaps the rest
+    batch_size = max(1_000, min(CONSUME_BATCH, sum(r.size for r in pending) // 8))
     deadline = time.monotonic() + timeout_s
-    with conn.cursor() as cur, cur.copy(COPY_RAW_TICKS) as copy:
-        while open_parts:
-            messages = consumer.consume(CONSUME_BATCH, timeout=1.0)
-            if not messages:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"{topic}: no message for {timeout_s}s before the end of partitions "
-                        f"{sorted(open_parts)} (ends {ends})"
-                    )
-                _close_finished(consumer, topic, open_parts, ends)
-                continue
-            deadline = time.monotonic() + timeout_s
-            batch = _Batch()
-            for msg in messages:
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise RuntimeError(f"{topic}: consume error {err}")
-                p, off = msg.partition(), msg.offset()
-                if p is None or off is None:
-                    continue
-                if p not in open_parts or off < starts[p] or off >= ends[p]:
-                    continue
-                result.consumed += 1
-                try:
-                    record = decode(msg.value() or b"")
-                    if not isinstance(record, Tick):
-                        raise InvalidRecord(f"a {type(record).__name__.lower()} on the ticks topic")
-                except InvalidRecord as exc:
-                    dead_letters.send(msg, exc.reason)
-                    reason = exc.reason.split(":")[0]
-                    result.dead_letter_reasons[reason] = (
-                        result.dead_letter_reasons.get(reason, 0) + 1
-                    )
-                    result.dead_lettered += 1
-                    continue
-                batch.add(record, p, off)
-                counts[p] += 1
-            if batch.ts_us:
-                copy.write(batch.csv())
-                result.rows += len(batch.ts_us)
-                lo, hi = min(batch.ts_us), max(batch.ts_us)
-                min_ts = lo if min_ts is None else min(min_ts, lo)
-                max_ts = hi if max_ts is None else max(max_ts, hi)
-                symbols.update(batch.symbol)
-                hours.update(t // 3_600_000_000 for t in batch.ts_us)
+    while open_parts:
+        t0 = time.perf_counter()
+        messages = consumer.consume(batch_size, timeout=1.0)
+        if not messages:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{topic}: no message for {timeout_s}s before the end of partitions "
+                    f"{sorted(open_parts)} (ends {ends})"
+                )
             _close_finished(consumer, topic, open_parts, ends)
-            if progress is not None:
-                progress(result.rows)
-    result.min_ts_us, result.max_ts_us = min_ts, max_ts
-    return counts
+            continue
+        deadline = time.monotonic() + timeout_s
+        if any(m.error() is not None for m in messages):
+            messages = _drop_errors(topic, messages)
+        parts = [m.partition() for m in messages]
+        offsets = [m.offset() for m in messages]
+        if messages and not _all_in_range(parts, offsets, starts, ends):
+            keep = [
+                i
+                for i, (p, o) in enumerate(zip(parts, offsets, strict=True))
+                if p in ends and o is not None and starts[p] <= o < ends[p]
+            ]
+            messages = [messages[i] for i in keep]
+            parts = [parts[i] for i in keep]
+            offsets = [offsets[i] for i in keep]
+        payloads = [m.value() for m in messages]
+        _close_finished(consumer, topic, open_parts, ends)
+        PROFILE.consume += time.perf_counter() - t0
+        yield _Consumed(messages, parts, offsets, payloads)
+
+
+def _decoded_batches(
+    consumer: Consumer,
+    topic: str,
+    pending: Sequence[OffsetRange],
+    dead_letters: DeadLetters,
+    attempt: _Attempt,
+    timeout_s: float,
+) -> Generator[tuple[pl.DataFrame, list[Message]]]:
+    """(valid rows with kafka_partition/kafka_offset, the batch's messages) per consume batch."""
+    tps = [TopicPartition(topic, r.partition, r.start) for r in pending]
+    consumer.assign(tps)
+    consumer.resume(tps)  # a redo after a careful-mode switch: partitions paused by the first pass
+    prefetch = _Prefetch(_consumed_batches(consumer, topic, pending, timeout_s))
+    try:
+        for c in prefetch:
+            attempt.consumed += len(c.messages)
+            t0 = time.perf_counter()
+            decode_s = PROFILE.decode
+            batch = decode_batch(c.payloads)
+            t1 = time.perf_counter()
+            if batch.fast:  # decode_fast timed its msgspec part: the rest is validation
+                PROFILE.validate += (t1 - t0) - (PROFILE.decode - decode_s)
+                PROFILE.fast_batches += 1
+            else:
+                PROFILE.decode += t1 - t0 - (PROFILE.decode - decode_s)
+                PROFILE.slow_batches += 1
+            for i, reason in batch.rejected:
+                attempt.reject(dead_letters, c.messages[i], reason)
+            index = batch.rows.get_column("i")
+            frame = batch.rows.with_columns(
+                pl.Series("kafka_partition", c.parts, dtype=pl.Int64).gather(index),
+                pl.Series("kafka_offset", c.offsets, dtype=pl.Int64).gather(index),
+            )
+            PROFILE.validate += time.perf_counter() - t1  # rejects and offsets
+            yield frame, c.messages
+    finally:
+        prefetch.close()
+
+
+def _drop_errors(topic: str, messages: list[Message]) -> list[Message]:
+    kept = []
+    for msg in messages:
+        err = msg.error()
+        if err is None:
+            kept.append(msg)
+        elif err.code() != KafkaError._PARTITION_EOF:
+            raise RuntimeError(f"{topic}: consume error {err}")
+    return kept
+
+
+def _all_in_range(
+    parts: list[int | None],
+    offsets: list[int | None],
+    starts: dict[int, int],
+    ends: dict[int, int],
+) -> bool:
+    present = {p for p in parts if p is not None}
+    known = [o for o in offsets if o is not None]
+    if None in parts or len(known) != len(offsets) or not present <= ends.keys():
+        return False
+    lo, hi = min(known), max(known)
+    return all(starts[p] <= lo and hi < ends[p] for p in present)
 
 
 def _close_finished(

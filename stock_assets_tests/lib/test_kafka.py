@@ -62,3 +62,79 @@ def test_produce_consume_round_trip_with_group_commit(kafka_settings: KafkaSetti
     finally:
         again.close()
     assert leftovers == []
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's org.apache.kafka.common.utils.Utils.murmur2 (seed 0x9747b28c), as a signed int32."""
+    m, r, mask = 0x5BD1E995, 24, 0xFFFFFFFF
+    length = len(data)
+    h = (0x9747B28C ^ length) & mask
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(data[i : i + 4], "little")
+        k = (k * m) & mask
+        k ^= k >> r
+        k = (k * m) & mask
+        h = (h * m) & mask
+        h ^= k
+    tail = length % 4
+    base = length - tail
+    if tail == 3:
+        h ^= data[base + 2] << 16
+    if tail >= 2:
+        h ^= data[base + 1] << 8
+    if tail >= 1:
+        h ^= data[base]
+        h = (h * m) & mask
+    h ^= h >> 13
+    h = (h * m) & mask
+    h ^= h >> 15
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def java_partition(key: bytes, partitions: int) -> int:
+    """Java's BuiltInPartitioner.partitionForKey: toPositive(murmur2(key)) % partitions."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+# computed with kafka-clients 4.4.0 (Utils.murmur2, Utils.toPositive) under Java 17
+JAVA_VECTORS = [
+    ("AAPL", 1691292177, 3, 9),
+    ("MSFT", -1895496446, 0, 6),
+    ("GOOG", 2144222649, 3, 9),
+    ("IBM", -1427187213, 5, 11),
+    ("FB", -1721021119, 1, 1),
+    ("BRK.B", -1653694865, 3, 3),
+    ("A", 1592744578, 4, 10),
+    ("hello world", 1221641059, 1, 7),
+    ("été", -2101193575, 1, 1),
+]
+
+
+def test_murmur2_oracle_matches_kafkas_java_utils() -> None:
+    for key, hashed, mod6, mod12 in JAVA_VECTORS:
+        data = key.encode()
+        assert murmur2(data) == hashed, key
+        assert (java_partition(data, 6), java_partition(data, 12)) == (mod6, mod12), key
+
+
+def test_producers_partition_keys_like_java_clients(kafka_settings: KafkaSettings) -> None:
+    """A producer from the shared client config puts each key where a Java producer would."""
+    spec = TopicSpec(f"partitioner-{uuid.uuid4().hex[:6]}", 12, DAY_MS, "partitioner test")
+    kafka_admin.ensure_topics(kafka_settings, (spec,))
+    topic = topic_name(spec, kafka_settings.topic_prefix)
+    config = kafka_admin.client_config(kafka_settings, acks="all")
+    assert config["partitioner"] == "murmur2_random"
+    assert "partitioner" not in kafka_admin.client_config(kafka_settings, **{"group.id": "g"})
+    producer = Producer(config)
+    keys = [k for k, *_ in JAVA_VECTORS] + [f"SYM{i}" for i in range(40)]
+    landed: dict[str, int] = {}
+
+    def delivered(err: object, msg: object) -> None:
+        assert err is None, err
+        landed[msg.key().decode()] = msg.partition()  # type: ignore[attr-defined]
+
+    for key in keys:
+        producer.produce(topic, key=key.encode(), value=b"x", on_delivery=delivered)
+    assert producer.flush(10) == 0
+    assert landed == {k: java_partition(k.encode(), 12) for k in keys}
+    assert len(set(landed.values())) > 6  # spread over partitions, not one sticky partition

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark import transforms as T
 from stock_assets.lib import marketdata
 from stock_assets.lib.marketdata import Tick, ts_us
+from stock_assets_tests.payloads import tick_payloads
 from stock_assets_tests.spark.conftest import assert_rows_equal
 
 T0 = datetime(2026, 7, 29, 13, 30, tzinfo=UTC)
 US0 = ts_us(T0)
 
 
-def tick_json(**overrides: object) -> bytes:
+def tick_json(extra: object = ..., **overrides: object) -> bytes:
     fields: dict[str, object] = {
         "type": "tick",
         "symbol": "AAPL",
@@ -30,30 +34,48 @@ def tick_json(**overrides: object) -> bytes:
         "schema_version": 1,
     }
     fields.update(overrides)
+    if extra is not ...:
+        fields["extra"] = extra
     return json.dumps({k: v for k, v in fields.items() if v is not ...}).encode()
 
 
+OVERSIZE = tick_json(extra="x" * 1000)
 PARSE_CASES: list[tuple[bytes, str | None]] = [
     (tick_json(), None),
     (tick_json(price=210), None),  # an integral JSON number is a valid double
     (tick_json(size=0.0), None),
+    (tick_json(symbol="BRK.B", extra={"nested": [1, "x"]}), None),  # unknown fields are ignored
     (b"not json", "malformed JSON"),
     (b"", "malformed JSON"),
+    (tick_json() + b" x", "malformed JSON"),  # trailing data after the object
+    (tick_json().replace(b"}", b',"z":"\\ud800"}'), "malformed JSON"),  # a lone surrogate
     (tick_json(type="bar"), "not a tick: type=bar"),
     (tick_json(schema_version=2), "unsupported schema_version 2"),
-    (tick_json(schema_version=...), "unsupported schema_version null"),
+    (
+        tick_json(schema_version=...),
+        "schema violation: a field is missing, null or not of its type",
+    ),
     (tick_json(symbol="aapl"), "bad symbol aapl"),
+    (tick_json(symbol="123"), "bad symbol 123"),
     (tick_json(symbol=""), "bad symbol "),
     (tick_json(symbol="A" * 17), "bad symbol " + "A" * 17),
+    (tick_json(symbol=7), "schema violation: a field is missing, null or not of its type"),
+    (tick_json(source="a\u0000b"), "bad source a\x00b"),
+    (tick_json(source="x" * 65), "bad source " + "x" * 40 + "…"),
     (tick_json(ts_us=0), "bad timestamp 0"),
     (tick_json(ts_us="soon"), "schema violation: a field has the wrong type"),
-    (tick_json(size=-1.0), "non-finite price or bad size"),
+    (tick_json(price=-12.5), "bad price -12.5"),
+    (tick_json(price=0), "bad price 0.0"),
+    (tick_json(size=-1.0), "bad size -1.0"),
     (
         b'{"type":"tick","symbol":"AAPL","ts_us":1,"price":NaN,"size":1,"source":"t","seq":1,'
         b'"schema_version":1}',
-        "non-finite price or bad size",
+        "malformed JSON",
     ),
-    (tick_json(seq=...), "schema violation: missing field"),
+    (tick_json(price="NaN"), "schema violation: a field has the wrong type"),
+    (tick_json(seq=...), "schema violation: a field is missing, null or not of its type"),
+    (tick_json(seq=-1), "bad seq -1"),
+    (OVERSIZE, f"oversize payload: {len(OVERSIZE)}"),
 ]
 
 
@@ -69,6 +91,12 @@ def test_parse_ticks_reasons(
     parsed_cases: dict[str, tuple[str | None, str]], payload: bytes, error: str | None
 ) -> None:
     assert parsed_cases[payload.decode()][0] == error
+    try:  # the Python loader's verdict is the same
+        marketdata.decode(payload)
+        python_error = None
+    except marketdata.InvalidRecord as exc:
+        python_error = exc.reason
+    assert (python_error is None) == (error is None), python_error
 
 
 def test_parse_ticks_reads_the_wire_format(spark: SparkSession) -> None:
@@ -201,3 +229,45 @@ def test_window_end_matches_spark_window(spark: SparkSession, offset_us: int) ->
     )
     row = df.first()
     assert row is not None and row["mine"] == row["spark"]
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    derandomize=False,
+    suppress_health_check=list(HealthCheck),
+)
+@given(st.lists(tick_payloads(), min_size=150, max_size=150))
+def test_spark_and_python_accept_and_reject_the_same_payloads(
+    spark: SparkSession, payloads: list[bytes]
+) -> None:
+    """One validation contract: Spark's parse_ticks and marketdata.decode agree record by record."""
+    raw = spark.createDataFrame(list(enumerate(payloads)), "offset long, value binary")
+    spark_errors = {r["offset"]: r["error"] for r in T.parse_ticks(raw).collect()}
+    disagreements = []
+    for i, payload in enumerate(payloads):
+        try:
+            marketdata.decode(payload)
+            python_error = None
+        except marketdata.InvalidRecord as exc:
+            python_error = exc.reason
+        if (python_error is None) != (spark_errors[i] is None):
+            disagreements.append((payload, python_error, spark_errors[i]))
+    assert not disagreements, disagreements[:3]
+
+
+def test_spark_dead_letters_are_bounded(spark: SparkSession) -> None:
+    huge = b'{"type":"tick","symbol":"' + b"A" * 600_000 + b'"}'
+    raw = spark.createDataFrame(
+        [(b"K" * 1000, huge, "t", 0, 7)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    (row,) = T.bounded_dead_letters(T.invalid_ticks(T.parse_ticks(raw)), "stage").collect()
+    headers = {h["key"]: bytes(h["value"]) for h in row["headers"]}
+    assert bytes(row["value"]) == huge[: marketdata.DLQ_MAX_VALUE_BYTES]
+    assert bytes(row["key"]) == b"K" * marketdata.DLQ_MAX_KEY_BYTES
+    assert headers["dlq.payload.sha256"] == hashlib.sha256(huge).hexdigest().encode()
+    assert headers["dlq.payload.length"] == str(len(huge)).encode()
+    assert headers["dlq.payload.truncated"] == b"true"
+    assert headers["dlq.reason"].startswith(b"oversize payload")
+    assert headers["dlq.source.offset"] == b"7" and headers["dlq.stage"] == b"stage"

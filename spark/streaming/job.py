@@ -1,112 +1,32 @@
-"""Live 1-minute bars: Kafka ticks → Spark Structured Streaming → market.live_bars_1m.
+"""The live-bars query: Kafka ticks → 1-minute bars upserted, and its batch ledger."""
 
-Run: `python -m spark.streaming` (on the cluster of config/spark_settings.json; `make dev` runs
-it), `--available-now` to process what is on the topic and exit. Settings: StreamingSettings
-(env STOCK_STREAMING_*), the warehouse (STOCK_DB_*) and Kafka (STOCK_KAFKA_*) settings.
-
-Per micro-batch (trigger `trigger_interval`):
-  * ticks are parsed (spark.transforms), watermarked on event time (`watermark`) and aggregated
-    into 1-minute windows; `outputMode("update")` emits each window touched by the batch with
-    its cumulative OHLCV/VWAP/count;
-  * foreachBatch upserts those rows (INSERT … ON CONFLICT (symbol, ts) DO UPDATE, bound
-    parameters, via a COPY-filled temp table) — replaying a batch after a crash rewrites the
-    same values, so checkpoint + upsert give exactly-once bars;
-  * a StreamingQueryListener logs one progress line per batch and hands the batch to the
-    ledger (market.live_bars_batches: input rows, malformed records, late ticks — those whose
-    window had already closed, which Spark's aggregation drops). Off the latency path: a batch
-    whose progress shows no malformed record (observed metric) and no group dropped by the
-    watermark is recorded from the progress alone; otherwise its exact Kafka offset range (from
-    the checkpoint's offset log) is read again, each tick's window end compared with the
-    watermark Spark applied to that batch, and malformed records sent to the dead-letter topic
-    with the reason in headers. On start, committed batches missing from the ledger (a crash
-    between commit and ledger write) are recorded the exact way.
-
-The checkpoint (`checkpoint_dir`) holds offsets and window state: a restart resumes from it. On a
-multi-machine cluster it must be on storage every executor and the driver share.
-"""
-
-import argparse
-import contextlib
 import json
 import logging
-import os
 import queue
-import signal
-import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from types import FrameType
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
-from confluent_kafka import KafkaException
-from py4j.protocol import Py4JError
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+from pyspark.sql.streaming import StreamingQuery
 
 from spark import transforms as T
-from spark.session import REPO_ROOT, build_session
-from stock_assets.lib import db, kafka_admin
+from spark.streaming.checkpoint import CheckpointOffsets
+from spark.streaming.progress import ProgressLogger
+from spark.streaming.settings import StreamingSettings
+from stock_assets.lib import db
 from stock_assets.lib.marketdata import from_ts_us
-from stock_assets.lib.settings import ConfigError, DbSettings, KafkaSettings
+from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.topics import DEAD_LETTER, TICKS, topic_name
 
 log = logging.getLogger("spark.streaming")
 
 DLQ_STAGE = "spark-live-bars"
 ALLOW_MULTIPLE = "spark.sql.streaming.statefulOperator.allowMultiple"
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("STOCK_STATE_DIR", REPO_ROOT / ".local"))
-
-
-class StreamingSettings(BaseSettings):
-    """The live-bars streaming job; every field overridable as STOCK_STREAMING_<FIELD>."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="STOCK_STREAMING_", env_file=REPO_ROOT / ".env", extra="ignore"
-    )
-
-    master: str | None = None  # None: config/spark_settings.json master_url
-    app_name: str = "live-bars-1m"
-    query_name: str = "live_bars_1m"
-    # None: $STOCK_STATE_DIR/data/spark/checkpoints/<query_name>, next to the database's data
-    # (`make clean` removes both: a checkpoint must not outlive the bars it accounts for)
-    checkpoint_dir: Path | None = None
-    watermark: str = "2 minutes"
-    trigger_interval: str = "500 milliseconds"
-    starting_offsets: Literal["earliest", "latest"] = "earliest"  # for a new checkpoint only
-    max_offsets_per_trigger: int | None = Field(default=None, gt=0)
-    # Kafka partitions read per batch by this many tasks (None: one task per topic partition);
-    # with one core, one task per batch saves the per-task overhead on every micro-batch
-    source_tasks: int | None = Field(default=1, ge=1)
-    cores_max: int = Field(default=1, ge=1)  # leave the cluster's other cores to batch work
-    executor_memory: str = "1g"
-    shuffle_partitions: int = Field(default=1, ge=1)  # state partitions; fixed by the checkpoint
-    dead_letter: bool = True
-
-    def checkpoint(self) -> Path:
-        return (
-            self.checkpoint_dir or state_dir() / "data" / "spark" / "checkpoints" / self.query_name
-        )
-
-    def spark_conf(self) -> dict[str, str]:
-        return {
-            "spark.cores.max": str(self.cores_max),
-            "spark.executor.memory": self.executor_memory,
-            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
-            "spark.ui.showConsoleProgress": "false",
-        }
 
 
 @dataclass(frozen=True)
@@ -120,84 +40,6 @@ class BatchAudit:
     late_watermark: datetime | None
     first_late_ts: datetime | None
     last_late_ts: datetime | None
-
-
-class CheckpointOffsets:
-    """Offset ranges and watermarks of the query's micro-batches, from its checkpoint.
-
-    Spark writes `offsets/<batch>` (a write-ahead log: "v1", the batch metadata JSON with
-    batchWatermarkMs, then one line per source with its end offsets) before running the batch,
-    and `sources/0/0` with the initial offsets of a new query.
-    """
-
-    def __init__(self, checkpoint: Path) -> None:
-        self.checkpoint = checkpoint
-
-    def _lines(self, *parts: str) -> list[str]:
-        return self.checkpoint.joinpath(*parts).read_text().splitlines()
-
-    def query_id(self) -> str | None:
-        if not (self.checkpoint / "metadata").exists():
-            return None
-        return str(json.loads(self._lines("metadata")[0])["id"])
-
-    def committed(self) -> list[int]:
-        """Batch ids whose commit Spark recorded (the last ~100: older ones are purged)."""
-        commits = self.checkpoint / "commits"
-        names = (p.name for p in commits.iterdir()) if commits.is_dir() else iter(())
-        return sorted(int(n) for n in names if n.isdigit())
-
-    def watermark_ms(self, batch_id: int) -> int:
-        if batch_id < 0:
-            return 0
-        return int(json.loads(self._lines("offsets", str(batch_id))[1]).get("batchWatermarkMs", 0))
-
-    def end_offsets(self, batch_id: int) -> dict[str, dict[str, int]]:
-        if batch_id < 0:
-            path = self.checkpoint / "sources" / "0" / "0"
-            if not path.exists():
-                return {}
-            line = path.read_text().splitlines()[-1]
-        else:
-            line = self._lines("offsets", str(batch_id))[2]
-        return {} if line.strip() == "-" else json.loads(line)
-
-
-class ProgressLogger(StreamingQueryListener):
-    """One log line per micro-batch, then `on_progress(progress)`; keeps the last `keep`."""
-
-    def __init__(self, on_progress: Callable[[Any], None], keep: int = 200) -> None:
-        self.on_progress = on_progress
-        self.progress: deque[Any] = deque(maxlen=keep)
-
-    def onQueryStarted(self, event: Any) -> None:
-        log.info("query %s started (id %s, run %s)", event.name, event.id, event.runId)
-
-    def onQueryProgress(self, event: Any) -> None:
-        p = event.progress
-        self.progress.append(p)
-        state = p.stateOperators or []
-        log.info(
-            "batch %d: %d rows, %.1f rows/s in, %.1f rows/s processed, %d ms, watermark %s, "
-            "state %d windows, %d late groups dropped",
-            p.batchId,
-            p.numInputRows,
-            p.inputRowsPerSecond or 0.0,
-            p.processedRowsPerSecond or 0.0,
-            p.batchDuration,
-            (p.eventTime or {}).get("watermark", "-"),
-            sum(op.numRowsTotal for op in state),
-            sum(op.numRowsDroppedByWatermark for op in state),
-        )
-        self.on_progress(p)
-
-    def onQueryIdle(self, event: Any) -> None:
-        pass
-
-    def onQueryTerminated(self, event: Any) -> None:
-        log.info(
-            "query %s terminated%s", event.id, f": {event.exception}" if event.exception else ""
-        )
 
 
 UPSERT_BARS = """
@@ -503,103 +345,12 @@ class LiveBarsJob:
         )
 
     def dead_letter(self, invalid: DataFrame) -> None:
-        """Bad records → the dead-letter topic: original key/value, reason etc. in headers."""
-
-        def header(name: str, value: Any) -> Any:
-            return F.struct(F.lit(name).alias("key"), value.cast("binary").alias("value"))
-
-        headers = F.array(
-            header("dlq.reason", F.col("error")),
-            header("dlq.stage", F.lit(DLQ_STAGE)),
-            header("dlq.source.topic", F.col("topic")),
-            header("dlq.source.partition", F.col("partition").cast("string")),
-            header("dlq.source.offset", F.col("offset").cast("string")),
-        )
+        """Bad records → the dead-letter topic, bounded: reason, hash, length etc. in headers."""
         (
-            invalid.select(
-                "key", F.col("payload").cast("binary").alias("value"), headers.alias("headers")
-            )
+            T.bounded_dead_letters(invalid, DLQ_STAGE)
             .write.format("kafka")
             .option("kafka.bootstrap.servers", self.kafka.bootstrap_servers)
             .option("topic", self.dlq_topic)
             .option("includeHeaders", "true")
             .save()
         )
-
-
-def check_topic(kafka_settings: KafkaSettings, topic: str) -> None:
-    """Fail fast, naming the fix, when the ticks topic does not exist."""
-    metadata = kafka_admin.admin(kafka_settings).list_topics(
-        timeout=kafka_settings.request_timeout_s
-    )
-    if topic not in metadata.topics:
-        raise ConfigError(
-            f"Kafka topic {topic} does not exist at {kafka_settings.bootstrap_servers}: "
-            "run `python -m stock_assets.cli init` (topic prefix: STOCK_KAFKA_TOPIC_PREFIX)"
-        )
-
-
-def run(settings: StreamingSettings, *, available_now: bool, stop: threading.Event) -> int:
-    """Run the job until the query ends or `stop` is set; returns a process exit code."""
-    db_settings = DbSettings.load()
-    kafka_settings = KafkaSettings.load()
-    check_topic(kafka_settings, topic_name(TICKS, kafka_settings.topic_prefix))
-    spark = build_session(settings.app_name, settings.master, settings.spark_conf())
-    spark.sparkContext.setLogLevel("WARN")
-    job = LiveBarsJob(spark, settings, db_settings, kafka_settings)
-    try:
-        query = job.start(available_now=available_now)
-        while query.isActive and not stop.is_set():
-            query.awaitTermination(1)
-        if query.isActive:
-            # an interrupted batch is replayed from the checkpoint on the next start
-            log.info("stopping query %s", settings.query_name)
-            query.stop()
-        query.awaitTermination()
-        if not job.drain_ledger():
-            log.warning("ledger: batches still unrecorded at exit (recorded on the next start)")
-        return 0
-    except StreamingQueryException as exc:
-        log.error("query %s failed: %s", settings.query_name, exc.getMessage().splitlines()[0])
-        return 1
-    except (Py4JError, ConnectionError):
-        if not stop.is_set():
-            raise
-        # A TERM sent to the whole process group (infra/dev.sh stop) reaches the JVM as well:
-        # its shutdown hook stops the query; the checkpoint's write-ahead log makes that safe.
-        log.info("Spark shut down on the signal; the next start resumes from the checkpoint")
-        return 0
-    finally:
-        with contextlib.suppress(Py4JError, ConnectionError):
-            job.stop_listening()
-            spark.stop()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spark.streaming", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--available-now", action="store_true", help="process what is on the topic, then exit"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        logging.getLogger("py4j").setLevel(logging.CRITICAL)  # a JVM gone with the signal
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    try:
-        return run(StreamingSettings(), available_now=args.available_now, stop=stop)
-    except (ConfigError, KafkaException) as exc:
-        log.error("%s", exc)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
