@@ -16,6 +16,7 @@ from spark.session import build_session
 from spark.streaming.job import LiveBarsJob
 from spark.streaming.settings import StreamingSettings
 from stock_assets.lib import kafka_admin
+from stock_assets.lib.errors import TransientError
 from stock_assets.lib.settings import ConfigError, DbSettings, KafkaSettings
 from stock_assets.lib.topics import TICKS, topic_name
 
@@ -89,8 +90,16 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    try:
-        return run(StreamingSettings(), available_now=args.available_now, stop=stop)
-    except (ConfigError, KafkaException) as exc:
-        log.error("%s", exc)
-        return 2
+    delay_s = 2.0
+    while True:
+        try:
+            return run(StreamingSettings(), available_now=args.available_now, stop=stop)
+        except TransientError as exc:  # an outage, not a bad setting: wait for it to end
+            if stop.is_set():
+                return 0
+            log.warning("%s; retrying in %.0f s", exc, delay_s)
+            stop.wait(delay_s)
+            delay_s = min(delay_s * 2, 60.0)
+        except (ConfigError, KafkaException) as exc:
+            log.error("%s", exc)
+            return 2
