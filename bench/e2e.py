@@ -10,7 +10,7 @@ through the project's env vars (STOCK_DB_DBNAME, STOCK_KAFKA_TOPIC_PREFIX, ...).
 Measures
   history_s        launch → every history symbol has indicators to its last history session,
                    signals, a backtest over its whole history, and the portfolio an equity curve
-                   (`stage_progress.history_done`; target <= 180)
+                   (`progress.history_done`; target <= 180)
   live phase       --live-minutes (default 10): event-time progress of the producer (newest tick
                    on Kafka) and of each stage; keep_pace_ratio (= "ratio") = progress of the
                    signals partitions materialized by Dagster / the producer's (target >= 0.95);
@@ -42,12 +42,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from psycopg import sql
 
-from stock_assets.lib import db, kafka_admin, marketdata, migrations, retention, stage_progress
+from stock_assets.lib import db, kafka_admin, marketdata, migrations, retention
+from stock_assets.lib import progress as stage_progress
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.settings import DbSettings, KafkaSettings, SearchSettings
 from stock_assets.lib.sources import history
 from stock_assets.lib.topics import TICKS, topic_name
@@ -76,7 +79,7 @@ def percentile(values: list[float], q: int) -> float | None:
 
 
 def ny_day(stamp_us: int) -> date:
-    return datetime.fromtimestamp(stamp_us / 1e6, UTC).astimezone(stage_progress.NY).date()
+    return datetime.fromtimestamp(stamp_us / 1e6, UTC).astimezone(ZoneInfo(TIMEZONE)).date()
 
 
 @dataclass
@@ -189,7 +192,9 @@ class DagsterWatch:
         return counts
 
     def signals_reached(self) -> datetime | None:
-        return stage_progress.as_instant(max(self.signals_at)) if self.signals_at else None
+        if not self.signals_at:
+            return None
+        return stage_progress.stage_time(max(self.signals_at), "session", TIMEZONE)
 
 
 def create_plain_database(base: DbSettings, name: str) -> None:
@@ -354,7 +359,7 @@ def measure(
     live_start: tuple[float, float, int] | None = None
     live_end_at: float | None = None
     last_line = 0.0
-    progress: dict[str, stage_progress.StageProgress] = {}
+    progress: dict[str, stage_progress.StageCount] = {}
     runs: dict[str, int] = {}
     at_live_start: dict[str, str] = {}
     window_start: dict[str, datetime] = {}
@@ -367,7 +372,7 @@ def measure(
             if dead:
                 raise RuntimeError(f"{', '.join(dead)} exited early; see {logs}")
             kafka_watch.poll()
-            progress = stage_progress.read(conn)
+            progress = stage_progress.read_counts(conn, TIMEZONE)
             runs = dagster_watch.poll()
             max_queued = max(max_queued, runs["queued"])
             if kafka_watch.messages >= end.ticks:
@@ -396,7 +401,7 @@ def measure(
                 )
                 print(
                     f"[+{elapsed:5.0f}s] producer→{producer_at} kafka={kafka_watch.messages:,} "
-                    + stage_progress.summary(progress, (*LIVE_STAGES, "backtests", "equity"))
+                    + stage_progress.counts_summary(progress, (*LIVE_STAGES, "backtests", "equity"))
                     + f" runs q={runs['queued']} run={runs['started']} ok={runs['success']}"
                     f" fail={runs['failure']}",
                     flush=True,

@@ -71,7 +71,8 @@ def cmd_progress(args: argparse.Namespace) -> None:
     """Print how far each warehouse stage has come; --follow repeats until the history is in."""
     import time as clock
 
-    from stock_assets.lib import stage_progress
+    from stock_assets.lib import progress as stage_progress
+    from stock_assets.lib.calendar import TIMEZONE
     from stock_assets.lib.sources import history
 
     end = history.history_end(history.history_frame())
@@ -87,14 +88,14 @@ def cmd_progress(args: argparse.Namespace) -> None:
     last_line = ""
     while True:
         with db.connect(DbSettings.load()) as conn:
-            progress = stage_progress.read(conn)
+            progress = stage_progress.read_counts(conn, TIMEZONE)
             done = stage_progress.history_done(conn, end.last_session)
         stamp = f"[+{clock.time() - started:4.0f}s]"
         for stage, what in list(milestones.items()):
             if progress[stage].rows:
                 print(f"{stamp} first {what} ({progress[stage].label()})", flush=True)
                 del milestones[stage]
-        line = stage_progress.summary(progress)
+        line = stage_progress.counts_summary(progress)
         if line != last_line:
             print(f"{stamp} {line}", flush=True)
             last_line = line

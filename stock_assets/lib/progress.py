@@ -409,3 +409,60 @@ def stage_rows(progress: Progress) -> Sequence[dict[str, Any]]:
         }
         for s in progress.stages
     ]
+
+
+# --- row counts: what `stockctl progress` and bench/e2e.py print while the history lands -------
+
+# stage -> query returning (rows, newest stored time, a timestamptz or a session date). Fixed
+# strings: no identifier is built from input.
+COUNTED: dict[str, str] = {
+    "raw_ticks": "SELECT count(*), max(ts) FROM market.raw_ticks",
+    "bars_1m": "SELECT count(*), max(ts) FROM market.bars_1m",
+    "bars_daily": "SELECT count(*), max(session_date) FROM market.bars_daily",
+    "indicators": "SELECT count(*), max(session_date) FROM analytics.indicators",
+    "signals": "SELECT count(*), max(session_date) FROM analytics.signals",
+    "backtests": "SELECT count(*), max(last_session) FROM trading.backtests",
+    "equity": "SELECT count(*), max(ts) FROM trading.equity",
+    "alerts": "SELECT count(*), max(session_date) FROM analytics.alerts",
+    "live_bars_1m": "SELECT count(*), max(ts) FROM market.live_bars_1m",
+}
+
+
+@dataclass(frozen=True)
+class StageCount:
+    rows: int
+    event_time: datetime | None  # a session date counts as reached at its close
+
+    def label(self) -> str:
+        reached = self.event_time.date().isoformat() if self.event_time else "-"
+        return f"{self.rows:,} (→{reached})"
+
+
+def read_counts(conn: Any, tz: str) -> dict[str, StageCount]:
+    out = {}
+    for stage, query in COUNTED.items():
+        rows, newest = conn.execute(query).fetchone() or (0, None)
+        out[stage] = StageCount(int(rows), stage_time(newest, "instant", tz))
+    return out
+
+
+def counts_summary(counts: Mapping[str, StageCount], stages: Sequence[str] | None = None) -> str:
+    return " ".join(f"{s}={counts[s].label()}" for s in stages or tuple(counts))
+
+
+def history_done(conn: Any, last_sessions: Mapping[str, date]) -> bool:
+    """Every history symbol has indicators up to its last history session, signals, and a
+    backtest over its whole history; the paper portfolio has an equity curve."""
+    reached = conn.execute(
+        "SELECT s.symbol,"
+        " (SELECT max(session_date) FROM analytics.indicators i WHERE i.symbol = s.symbol),"
+        " (SELECT max(last_session) FROM trading.backtests b WHERE b.symbol = s.symbol),"
+        " EXISTS (SELECT 1 FROM analytics.signals g WHERE g.symbol = s.symbol)"
+        " FROM unnest(%s::text[]) AS s(symbol)",
+        (list(last_sessions),),
+    ).fetchall()
+    equity = conn.execute("SELECT EXISTS (SELECT 1 FROM trading.equity)").fetchone()
+    return bool(equity and equity[0]) and all(
+        ind is not None and bt is not None and has_signals and min(ind, bt) >= last_sessions[s]
+        for s, ind, bt, has_signals in reached
+    )

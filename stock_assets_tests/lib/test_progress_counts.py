@@ -2,7 +2,8 @@ from datetime import UTC, date, datetime
 
 import psycopg
 
-from stock_assets.lib import stage_progress
+from stock_assets.lib import progress as stage_progress
+from stock_assets.lib.calendar import TIMEZONE
 
 LAST = {"AAPL": date(2026, 8, 6), "MSFT": date(2013, 3, 1)}
 
@@ -40,7 +41,7 @@ def test_history_done_needs_every_stage_of_every_symbol(conn: psycopg.Connection
         assert not stage_progress.history_done(conn, LAST)
         conn.execute("UPDATE trading.backtests SET last_session = %s", (LAST["AAPL"],))
         assert stage_progress.history_done(conn, LAST)
-        progress = stage_progress.read(conn)
+        progress = stage_progress.read_counts(conn, TIMEZONE)
         assert progress["signals"].rows == 2
         # a session date counts as reached at its close in New York (20:00 UTC in summer)
         assert progress["indicators"].event_time == datetime(2026, 8, 6, 20, 0, tzinfo=UTC)
