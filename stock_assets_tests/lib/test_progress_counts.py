@@ -14,8 +14,8 @@ def add_symbol(conn: psycopg.Connection, symbol: str, day: date, backtest_to: da
         (symbol, day),
     )
     conn.execute(
-        "INSERT INTO analytics.signals (symbol, session_date, strategy, side, strength, price,"
-        " reason) VALUES (%s, %s, 'sma_cross', 'buy', 1, 1, 'test')",
+        "INSERT INTO analytics.signals (symbol, session_date, strategy, params, side, strength,"
+        " price, reason) VALUES (%s, %s, 'sma_crossover', '{}', 'buy', 1, 1, 'test')",
         (symbol, day),
     )
     conn.execute(
