@@ -1,1 +1,1 @@
-"""Benchmarks (`python bench/<name>.py`) and the browser harness they share with the tests."""
+"""Benchmarks (`python -m bench.<name>`) and the browser harness they share with the tests."""

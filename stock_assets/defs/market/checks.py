@@ -2,8 +2,8 @@
 
 Blocking (a failure stops downstream assets in the same run): bars_1m reconcile with raw_ticks,
 OHLC consistency, daily bars equal the aggregate of their minutes. Warning only: missing minutes.
-Freshness is a FreshnessPolicy on the assets. (Uniqueness of (symbol, ts) and (symbol, session)
-is the tables' primary key: a check of it could never fail, so there is none.)
+Freshness is measured in event time by defs/monitoring/checks.py. Uniqueness of (symbol, ts) and
+(symbol, session) is the tables' primary key: a check of it could never fail, so there is none.
 
 Reconciliation with raw_ticks, per (symbol, New York day) of the window: cleaning only drops
 ticks (duplicates, bad prints, out-of-session prints), so the bars may never hold more trades
