@@ -123,8 +123,8 @@ def test_page_in_the_browser(page_db) -> None:  # type: ignore[no-untyped-def]
     draw their traces and the evaluation table fills."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from dash_app.data import Warehouse
-    from stock_assets_tests.dash_app import harness
+    from bench import harness
+    from dash_app.data.warehouse import Warehouse
 
     warehouse = Warehouse(page_db[0])
     app = dash.Dash(__name__)

@@ -80,10 +80,11 @@ def graph(
         requested = kafka_ticks_sensor(ctx)
     assert isinstance(requested, dg.SensorResult)
     ingest_job = defs.resolve_job_def("ingest_raw_ticks")
-    for request in requested.run_requests or []:
-        assert ingest_job.execute_in_process(
-            run_config=request.run_config, instance=instance
-        ).success
+    ingest_runs = [
+        ingest_job.execute_in_process(run_config=request.run_config, instance=instance)
+        for request in requested.run_requests or []
+    ]
+    assert ingest_runs and all(run.success for run in ingest_runs)
 
     # the splits asset re-derives the seeded splits (an upsert: same three rows)
     splits_run = dg.materialize([market.assets.splits], resources=resources, instance=instance)
@@ -108,6 +109,7 @@ def graph(
     return {
         "requests": requests,
         "runs": runs,
+        "ingest_runs": ingest_runs,
         "daily_ticks": daily.height,
         "minute_ticks": minute.height,
         "half_days": set(half_days["session_date"]),
@@ -161,7 +163,17 @@ def test_cleaning_counted_every_injected_fault(graph: dict[str, object]) -> None
     minute_run = next(r for r in runs if r.dagster_run.tags[RANGE_START_TAG] >= "2026")
     meta = minute_run.asset_materializations_for_node("market__bars_1m")[0].metadata
     assert meta["rejected_duplicates"].value == 2
-    assert meta["rejected_non_positive"].value == 1
+    # the zero price never reaches cleaning: the loader's contract (price > 0) dead-letters it,
+    # with the garbage payload
+    assert meta["rejected_non_positive"].value == 0
+    ingest_runs = graph["ingest_runs"]
+    assert isinstance(ingest_runs, list)
+    dead = sum(
+        m.metadata["dead_lettered"].value  # type: ignore[misc]
+        for run in ingest_runs
+        for m in run.asset_materializations_for_node("market__raw_ticks")
+    )
+    assert dead == 2
     assert meta["rejected_bad_jump"].value == 1
     assert meta["rejected_outside_session"].value == 1
     assert meta["ticks_accepted"].value == graph["minute_ticks"]
