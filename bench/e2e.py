@@ -48,6 +48,7 @@ import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from psycopg import sql
 
+from stock_assets.cli import DAGSTER_PROCESS_ENV
 from stock_assets.lib import db, kafka_admin, marketdata, migrations, retention
 from stock_assets.lib import progress as stage_progress
 from stock_assets.lib.calendar import TIMEZONE
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "DAGSTER_PG_USER": base.user,
         "DAGSTER_PG_PASSWORD": base.password.get_secret_value(),
         "DAGSTER_PG_DB": dagster_db,
+        **DAGSTER_PROCESS_ENV,
         "PYTHONUNBUFFERED": "1",
     }
     os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_")})

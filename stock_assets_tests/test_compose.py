@@ -113,3 +113,14 @@ def test_workspace_files_name_the_code_server() -> None:
     command = _command(SERVICES["dagster-code"])
     assert server["host"] in SERVICES
     assert str(server["port"]) == command[command.index("-p") + 1]
+
+
+def test_dagster_services_share_the_process_env_of_make_dev() -> None:
+    from stock_assets.cli import DAGSTER_PROCESS_ENV
+
+    dagster = [s for s in SERVICES.values() if "dagster" in " ".join(_command(s))]
+    assert dagster
+    for service in dagster:
+        env = service.get("environment", {})
+        for key, value in DAGSTER_PROCESS_ENV.items():
+            assert env.get(key) == value, f"{key} missing from {_command(service)}"
