@@ -17,6 +17,7 @@ import polars as pl
 import psycopg
 from dash import Input, Output, dash_table, dcc, html
 
+from dash_app.components import CARD
 from stock_assets.lib.forecast import evaluate, models
 from stock_assets.lib.trading.backtest import BacktestConfig
 
@@ -38,13 +39,6 @@ TABLE_COLUMNS = (
     "trades",
     "model_version",
 )
-CARD = {
-    "background": "#fff",
-    "borderRadius": "6px",
-    "padding": "12px 16px",
-    "marginBottom": "12px",
-    "boxShadow": "0 1px 4px rgba(0,0,0,.06)",
-}
 
 
 class _Warehouse(Protocol):
