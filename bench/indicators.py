@@ -26,6 +26,7 @@ import polars as pl
 import talib
 from bokeh_sampledata import stocks
 
+from stock_assets.defs.analytics.assets import DAILY_SCHEMA  # the asset's own read
 from stock_assets.lib import db, frames, migrations
 from stock_assets.lib.indicators import compute_indicators
 from stock_assets.lib.settings import DbSettings
@@ -92,14 +93,6 @@ def best_of(
     return best, out
 
 
-DAILY_SCHEMA = {
-    "symbol": pl.String,
-    "session_date": pl.Date,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "volume": pl.Float64,
-}
 FULL_SQL = (
     "SELECT symbol, session_date, high, low, close, volume FROM market.bars_daily"
     " WHERE session_date <= %s"
