@@ -73,7 +73,26 @@ COPY_RAW_TICKS = (
     "COPY market.raw_ticks (ts, symbol, price, size, source, seq, kafka_partition, kafka_offset)"
     " FROM STDIN (FORMAT csv)"
 )
-CONSUME_BATCH = 20_000
+CONSUME_BATCH = 20_000  # messages per consume batch once the load is under way
+FIRST_BATCH = 1_000  # the first batch, so the COPY starts early; then doubling to CONSUME_BATCH
+CONSUME_WAIT_S = 0.1  # one consume() call's wait; the load's own deadline is `timeout_s`
+# librdkafka consumer settings the loader relies on (merge them into the consumer's config).
+# - reconnect.backoff.ms: since librdkafka 2.10 the bootstrap connection is dropped once metadata
+#   names the brokers, and the connection to the partition leader is "sparse" (opened on demand)
+#   and rate-limited to one attempt per reconnect.backoff.ms / 2: 50 ms by default, paid by every
+#   load before its first fetch (seen as "still suppressed for 49ms" in debug=broker logs).
+# - fetch.queue.backoff.ms: when the local queue holds queued.min.messages, the next fetch of the
+#   partition is postponed by this much (1000 ms by default): at 1M rows the COPY side drained the
+#   queue and then sat idle waiting for the postponed fetch.
+# - queued.min.messages / fetch.message.max.bytes: prefetch a few consume batches ahead, in 4 MiB
+#   fetches (≈ 28k ticks) instead of 1 MiB ones.
+CONSUMER_CONFIG: dict[str, int | bool | str] = {
+    "reconnect.backoff.ms": 20,
+    "fetch.queue.backoff.ms": 10,
+    "queued.min.messages": 200_000,
+    "fetch.message.max.bytes": 4 << 20,
+    "enable.partition.eof": False,
+}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = (-(2**63), 2**63 - 1)
 _WIRE_SCHEMA = {
@@ -352,6 +371,13 @@ def load_ranges(
     by_partition = sorted(ranges, key=lambda r: r.partition)
     if len({r.partition for r in by_partition}) != len(by_partition):
         raise ValueError("at most one range per partition in one load")
+    # assigned before the transaction: the broker connection and the first fetches run while the
+    # warehouse takes the locks and reads the ledger (consuming is read-only; what is loaded is
+    # still decided by the ledger, inside the transaction). The topic's metadata is asked for
+    # first: a consumer whose broker connection is already up does not look up the leader of a
+    # newly assigned topic until its 1 s metadata timer ("refresh unavailable topics")
+    consumer.list_topics(topic, timeout=timeout_s)
+    consumer.assign([TopicPartition(topic, r.partition, r.start) for r in by_partition])
     with conn.transaction():
         pending = []
         for r in by_partition:  # lock in partition order: concurrent loaders cannot deadlock
@@ -363,6 +389,8 @@ def load_ranges(
                 raise RangeConflict(f"{topic}[{r.partition}] {r.start}-{r.end} overlaps {overlaps}")
             else:
                 pending.append(r)
+        if result.skipped:
+            consumer.pause([TopicPartition(topic, r.partition) for r in result.skipped])
         if pending:
             counts = _consume_into_copy(
                 conn, consumer, topic, pending, dead_letters, result, timeout_s, progress
@@ -443,7 +471,9 @@ def _consume_into_copy(
     PROFILE.__init__()  # type: ignore[misc]
     try:
         with conn.transaction():  # a savepoint: a rejected COPY rolls back alone
-            attempt = _load(conn, consumer, topic, pending, dead_letters, timeout_s, progress)
+            attempt = _load(
+                conn, consumer, topic, pending, dead_letters, timeout_s, progress, assigned=True
+            )
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
         log.warning(
             "%s: the warehouse rejected a record (%s); reloading in careful mode",
@@ -468,10 +498,11 @@ def _load(
     progress: Callable[[int], None] | None,
     *,
     careful: bool = False,
+    assigned: bool = False,
 ) -> _Attempt:
     attempt = _Attempt(counts={r.partition: 0 for r in pending})
     batches = contextlib.closing(  # stops the prefetch thread however the COPY ends
-        _decoded_batches(consumer, topic, pending, dead_letters, attempt, timeout_s)
+        _decoded_batches(consumer, topic, pending, dead_letters, attempt, timeout_s, assigned)
     )
     with batches as batches_iter, conn.cursor() as cur:
         if not careful:
@@ -572,21 +603,26 @@ def _consumed_batches(
     ends = {r.partition: r.end for r in pending}
     starts = {r.partition: r.start for r in pending}
     open_parts = set(ends)
-    # small loads in smaller batches: the first COPY starts early and overlaps the rest
-    batch_size = max(1_000, min(CONSUME_BATCH, sum(r.size for r in pending) // 8))
+    # the first batch small, so that the first COPY starts early and overlaps the rest, then
+    # doubling: few batches (each has a fixed cost) for small loads, CONSUME_BATCH for large ones
+    batch_size = FIRST_BATCH
+    # never ask for more than the ranges still hold: consume(n, timeout) waits for n messages
+    # until the timeout, so the last batch of a range ending at the partition's end would wait
+    left = sum(r.size for r in pending)
     deadline = time.monotonic() + timeout_s
     while open_parts:
         t0 = time.perf_counter()
-        messages = consumer.consume(batch_size, timeout=1.0)
+        messages = consumer.consume(max(1, min(batch_size, left)), timeout=CONSUME_WAIT_S)
         if not messages:
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"{topic}: no message for {timeout_s}s before the end of partitions "
                     f"{sorted(open_parts)} (ends {ends})"
                 )
-            _close_finished(consumer, topic, open_parts, ends)
+            left = _close_finished(consumer, topic, open_parts, ends, starts)
             continue
         deadline = time.monotonic() + timeout_s
+        batch_size = min(CONSUME_BATCH, batch_size * 2)
         if any(m.error() is not None for m in messages):
             messages = _drop_errors(topic, messages)
         parts = [m.partition() for m in messages]
@@ -601,7 +637,7 @@ def _consumed_batches(
             parts = [parts[i] for i in keep]
             offsets = [offsets[i] for i in keep]
         payloads = [m.value() for m in messages]
-        _close_finished(consumer, topic, open_parts, ends)
+        left = _close_finished(consumer, topic, open_parts, ends, starts)
         PROFILE.consume += time.perf_counter() - t0
         yield _Consumed(messages, parts, offsets, payloads)
 
@@ -613,11 +649,17 @@ def _decoded_batches(
     dead_letters: DeadLetters,
     attempt: _Attempt,
     timeout_s: float,
+    assigned: bool,
 ) -> Generator[tuple[pl.DataFrame, list[Message]]]:
-    """(valid rows with kafka_partition/kafka_offset, the batch's messages) per consume batch."""
-    tps = [TopicPartition(topic, r.partition, r.start) for r in pending]
-    consumer.assign(tps)
-    consumer.resume(tps)  # a redo after a careful-mode switch: partitions paused by the first pass
+    """(valid rows with kafka_partition/kafka_offset, the batch's messages) per consume batch.
+
+    `assigned`: the consumer already stands at the ranges' starts (load_ranges assigned it);
+    otherwise (a redo in careful mode) it is assigned back to them here.
+    """
+    if not assigned:
+        tps = [TopicPartition(topic, r.partition, r.start) for r in pending]
+        consumer.assign(tps)
+        consumer.resume(tps)  # partitions paused by the first pass
     prefetch = _Prefetch(_consumed_batches(consumer, topic, pending, timeout_s))
     try:
         for c in prefetch:
@@ -671,17 +713,30 @@ def _all_in_range(
 
 
 def _close_finished(
-    consumer: Consumer, topic: str, open_parts: set[int], ends: dict[int, int]
-) -> None:
-    """Drop partitions whose position reached the range end (control records count too)."""
+    consumer: Consumer,
+    topic: str,
+    open_parts: set[int],
+    ends: dict[int, int],
+    starts: dict[int, int],
+) -> int:
+    """Drop partitions whose position reached the range end (control records count too).
+
+    Returns the offsets still to read in the open partitions (an upper bound of the messages:
+    transaction markers take offsets too).
+    """
     if not open_parts:
-        return
+        return 0
     positions = consumer.position([TopicPartition(topic, p) for p in open_parts])
     done = [tp for tp in positions if tp.offset >= ends[tp.partition]]
     for tp in done:
         open_parts.discard(tp.partition)
     if done:
         consumer.pause(done)
+    return sum(  # a partition not consumed yet has no position (a negative offset)
+        ends[tp.partition] - max(tp.offset, starts[tp.partition])
+        for tp in positions
+        if tp.partition in open_parts
+    )
 
 
 def plan_batches(

@@ -78,7 +78,7 @@ def raw_ticks(
     except BAD_INPUT as exc:
         raise not_retried(exc) from exc
     consumer = Consumer(
-        kafka.consumer_config(f"{settings.client_id}.raw_ticks", **{"enable.partition.eof": False})
+        kafka.consumer_config(f"{settings.client_id}.raw_ticks", **tick_loader.CONSUMER_CONFIG)
     )
     producer = Producer(
         kafka_admin.client_config(
