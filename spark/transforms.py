@@ -56,6 +56,9 @@ JSON_WS = "[ \\t\\n\\r]"
 # Jackson stops after the first JSON value: text after the object must be whitespace (Python's
 # decoder rejects trailing data)
 TRAILING_OK = f"\\}}{JSON_WS}*\\z"
+# a JSON string literal, escapes included (possessive: no backtracking); outside of them only
+# structure, numbers and literals remain
+JSON_STRING = r'(?s)"(?:[^"\\]|\\.)*+"'
 # a \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or a low one alone: Jackson
 # accepts lone surrogates in fields it skips, msgspec rejects them anywhere
 _HEX = "[0-9a-fA-F]"
@@ -89,6 +92,31 @@ def variant_string(v: Column) -> Column:
     return F.when(F.schema_of_variant(v) == "STRING", F.variant_get(v, "$", "string"))
 
 
+def one_json_value(payload: Column) -> Column:
+    """False when text follows the first JSON object or array, e.g. `{…}{…}` or `{…} "}"}`.
+
+    Jackson (from_json, parse_json) reads the first value and ignores the rest, and TRAILING_OK
+    cannot see that `{…}{…}` ends with another object. String literals are removed, the brackets
+    kept, and their depth folded: the first value ends where the depth first comes back to 0,
+    which must be the last bracket. Exact at any nesting depth (a payload is ≤ 1000 bytes).
+    """
+    brackets = F.regexp_replace(F.regexp_replace(payload, JSON_STRING, ""), "[^\\[\\]{}]", "")
+
+    def step(acc: Column, ch: Column) -> Column:
+        depth = acc["depth"] + F.when(ch.isin("{", "["), 1).otherwise(-1)
+        closes = acc["closes"] + F.when(depth <= 0, 1).otherwise(0)
+        return F.struct(depth.alias("depth"), closes.alias("closes"))
+
+    state = F.aggregate(
+        F.filter(F.split(brackets, ""), lambda ch: ch != ""),
+        F.struct(F.lit(0).alias("depth"), F.lit(0).alias("closes")),
+        step,
+    )
+    return F.when(brackets == "{}", F.lit(True)).otherwise(  # a flat object: the usual tick
+        (state["depth"] == 0) & (state["closes"] == 1)
+    )
+
+
 def tick_error(t: Column, value: Column, c: TickContract = CONTRACT) -> Column:
     """Why Kafka `value` (parsed as `t`) is not a valid tick, null when it is.
 
@@ -109,6 +137,7 @@ def tick_error(t: Column, value: Column, c: TickContract = CONTRACT) -> Column:
             | t.isNull()
             | (t[CORRUPT].isNotNull() & t["type"].isNull())
             | ~payload.rlike(TRAILING_OK)
+            | ~one_json_value(payload)
             | payload.rlike(LONE_SURROGATE),
             F.lit("malformed JSON"),
         )

@@ -3,7 +3,7 @@
 Most payloads break zero to three rules at once: fields missing, null, of the wrong JSON type or
 out of range (NaN/inf/negative/zero/huge numbers, bad symbols, control characters, oversize
 strings, lone surrogates), unknown fields, duplicate keys, raw number literals JSON libraries
-disagree on, trailing data, truncation, arbitrary bytes.
+disagree on, trailing data (another object after the first), truncation, arbitrary bytes.
 """
 
 from __future__ import annotations
@@ -163,4 +163,8 @@ def tick_payloads(draw: st.DrawFn) -> bytes:
         payload = draw(st.binary(max_size=40))
     elif mutation == 4:
         payload = b" \r\n\t" + payload + b"\t\r\n "
+    elif mutation == 5:  # two values back to back: Jackson reads the first one only
+        payload += draw(st.sampled_from([b"", b" ", b"\n"])) + draw(
+            st.sampled_from([payload, b"{}", b'{"a":"}{"}', b'"}"}', b"[]", b'{"x":[{}]}'])
+        )
     return payload

@@ -79,18 +79,17 @@ CONSUME_WAIT_S = 0.1  # one consume() call's wait; the load's own deadline is `t
 # librdkafka consumer settings the loader relies on (merge them into the consumer's config).
 # - reconnect.backoff.ms: since librdkafka 2.10 the bootstrap connection is dropped once metadata
 #   names the brokers, and the connection to the partition leader is "sparse" (opened on demand)
-#   and rate-limited to one attempt per reconnect.backoff.ms / 2: 50 ms by default, paid by every
-#   load before its first fetch (seen as "still suppressed for 49ms" in debug=broker logs).
-# - fetch.queue.backoff.ms: when the local queue holds queued.min.messages, the next fetch of the
-#   partition is postponed by this much (1000 ms by default): at 1M rows the COPY side drained the
-#   queue and then sat idle waiting for the postponed fetch.
-# - queued.min.messages / fetch.message.max.bytes: prefetch a few consume batches ahead, in 4 MiB
-#   fetches (≈ 28k ticks) instead of 1 MiB ones.
+#   and rate-limited to one attempt per reconnect.backoff.ms / 2: 50 ms by default, paid by a
+#   load before its first fetch ("still suppressed for 49ms" in debug=broker logs).
+# - fetch.queue.backoff.ms: once the local queue holds queued.min.messages (100k), the next fetch
+#   of the partition is postponed by this much, 1000 ms by default: the loader drained the queue
+#   and then waited. 10 ms: 1.7-2.1x the consume rate of a 1-partition 600k backlog.
+#   Larger fetches (fetch.message.max.bytes 4 or 16 MiB, queued.min.messages 200k/500k) measured
+#   no gain; 3 partitions in one consumer did (1.5-1.7x), 3 consumers in 3 threads did not (the
+#   GIL is held while confluent-kafka builds each Message).
 CONSUMER_CONFIG: dict[str, int | bool | str] = {
     "reconnect.backoff.ms": 20,
     "fetch.queue.backoff.ms": 10,
-    "queued.min.messages": 200_000,
-    "fetch.message.max.bytes": 4 << 20,
     "enable.partition.eof": False,
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -112,11 +111,15 @@ class LoadProfile:
 
     consume: float = 0.0  # in the prefetch thread, overlapping the rest
     wait: float = 0.0  # the COPY side waiting for the next consumed batch
+    prelude: float = 0.0  # metadata + assign, advisory locks, ledger check
+    first_batch: float = 0.0  # from the end of the prelude to the first batch at the COPY side
+    finish: float = 0.0  # after the last COPY write: COPY end, dead letters, ledger rows, commit
     decode: float = 0.0
     validate: float = 0.0
     copy: float = 0.0
     fast_batches: int = 0
     slow_batches: int = 0
+    last_write_end: float = 0.0  # perf_counter() after the last COPY write (for `finish`)
 
 
 PROFILE = LoadProfile()
@@ -367,6 +370,8 @@ def load_ranges(
     `consumer` must be a fresh consumer (it is assigned here); `timeout_s` bounds the wait for
     the next message of a range that is not complete yet.
     """
+    PROFILE.__init__()  # type: ignore[misc]
+    t_start = time.perf_counter()
     result = LoadResult()
     by_partition = sorted(ranges, key=lambda r: r.partition)
     if len({r.partition for r in by_partition}) != len(by_partition):
@@ -391,6 +396,7 @@ def load_ranges(
                 pending.append(r)
         if result.skipped:
             consumer.pause([TopicPartition(topic, r.partition) for r in result.skipped])
+        PROFILE.prelude = time.perf_counter() - t_start
         if pending:
             counts = _consume_into_copy(
                 conn, consumer, topic, pending, dead_letters, result, timeout_s, progress
@@ -407,6 +413,8 @@ def load_ranges(
                     ],
                 )
             result.loaded = pending
+    if pending:
+        PROFILE.finish += time.perf_counter() - PROFILE.last_write_end
     return result
 
 
@@ -468,7 +476,6 @@ def _consume_into_copy(
     timeout_s: float,
     progress: Callable[[int], None] | None,
 ) -> dict[int, int]:
-    PROFILE.__init__()  # type: ignore[misc]
     try:
         with conn.transaction():  # a savepoint: a rejected COPY rolls back alone
             attempt = _load(
@@ -514,8 +521,7 @@ def _load(
                     attempt.loaded(frame)
                     if progress is not None:
                         progress(attempt.rows)
-                t0 = time.perf_counter()
-            PROFILE.copy += time.perf_counter() - t0  # the server finishing the COPY
+                PROFILE.last_write_end = time.perf_counter()
             return attempt
         for frame, messages in batches_iter:
             try:
@@ -533,6 +539,7 @@ def _load(
                         attempt.reject(dead_letters, messages[int(row["i"][0])], reason)
             if progress is not None:
                 progress(attempt.rows)
+    PROFILE.last_write_end = time.perf_counter()
     return attempt
 
 
@@ -573,10 +580,16 @@ class _Prefetch:
             self._put(exc)
 
     def __iter__(self) -> Iterator[_Consumed]:
+        first = True
         while True:
             t0 = time.perf_counter()
             item = self.queue.get()
-            PROFILE.wait += time.perf_counter() - t0
+            t1 = time.perf_counter()
+            if first:  # the time to the first batch is a fixed cost, not a consume bottleneck
+                PROFILE.first_batch += t1 - t0
+                first = False
+            else:
+                PROFILE.wait += t1 - t0
             if item is self._END:
                 return
             if isinstance(item, BaseException):

@@ -48,6 +48,12 @@ PARSE_CASES: list[tuple[bytes, str | None]] = [
     (b"not json", "malformed JSON"),
     (b"", "malformed JSON"),
     (tick_json() + b" x", "malformed JSON"),  # trailing data after the object
+    (tick_json() + tick_json(), "malformed JSON"),  # two objects back to back
+    (tick_json() + b"\n{}", "malformed JSON"),
+    (tick_json() + b' "}"}', "malformed JSON"),  # the last brace outside the first object
+    (tick_json(extra={"a": [{}]}) + b'{"b":[]}', "malformed JSON"),
+    (tick_json(source='a"}{b\\'), None),  # brackets, quote and backslash inside a string
+    (tick_json(extra=[[[{"x": "]}"}]]]), None),  # nested, closed at the end
     (tick_json().replace(b"}", b',"z":"\\ud800"}'), "malformed JSON"),  # a lone surrogate
     (tick_json(type="bar"), "not a tick: type=bar"),
     (tick_json(schema_version=2), "unsupported schema_version 2"),
