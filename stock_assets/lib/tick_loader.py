@@ -344,14 +344,27 @@ class DeadLetters:
             )
 
 
-def ledger_overlaps(conn: psycopg.Connection, topic: str, r: OffsetRange) -> list[tuple[int, int]]:
+def ledger_overlaps(
+    conn: psycopg.Connection, topic: str, ranges: Sequence[OffsetRange]
+) -> dict[int, list[tuple[int, int]]]:
+    """Ledger ranges overlapping each of `ranges`, by partition (one query for all of them)."""
     rows = conn.execute(
-        "SELECT start_offset, end_offset FROM ingest.kafka_offsets"
-        " WHERE topic = %s AND partition = %s AND int8range(start_offset, end_offset) && "
-        " int8range(%s, %s) ORDER BY start_offset",
-        (topic, r.partition, r.start, r.end),
+        "SELECT k.partition, k.start_offset, k.end_offset"
+        " FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) AS r(p, s, e)"
+        " JOIN ingest.kafka_offsets k ON k.topic = %s AND k.partition = r.p"
+        " AND int8range(k.start_offset, k.end_offset) && int8range(r.s, r.e)"
+        " ORDER BY k.partition, k.start_offset",
+        (
+            [r.partition for r in ranges],
+            [r.start for r in ranges],
+            [r.end for r in ranges],
+            topic,
+        ),
     ).fetchall()
-    return [(int(a), int(b)) for a, b in rows]
+    found: dict[int, list[tuple[int, int]]] = {r.partition: [] for r in ranges}
+    for p, a, b in rows:
+        found[int(p)].append((int(a), int(b)))
+    return found
 
 
 def load_ranges(
@@ -384,10 +397,16 @@ def load_ranges(
     consumer.list_topics(topic, timeout=timeout_s)
     consumer.assign([TopicPartition(topic, r.partition, r.start) for r in by_partition])
     with conn.transaction():
+        # one statement, locks taken in partition order (unnest yields the array in order):
+        # concurrent loaders cannot deadlock
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s), p) FROM unnest(%s::int[]) AS p",
+            (topic, [r.partition for r in by_partition]),
+        )
+        ledger = ledger_overlaps(conn, topic, by_partition)
         pending = []
-        for r in by_partition:  # lock in partition order: concurrent loaders cannot deadlock
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", (topic, r.partition))
-            overlaps = ledger_overlaps(conn, topic, r)
+        for r in by_partition:
+            overlaps = ledger[r.partition]
             if overlaps == [(r.start, r.end)]:
                 result.skipped.append(r)
             elif overlaps:

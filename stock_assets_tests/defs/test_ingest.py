@@ -194,3 +194,57 @@ def test_a_crash_inside_the_transaction_rolls_everything_back(
             progress=boom,
         )
     assert count(module_db, "SELECT count(*) FROM market.raw_ticks") == before
+
+
+def test_a_load_skips_loaded_ranges_and_reads_the_others_to_their_end(
+    module_db: DbSettings, module_kafka: KafkaSettings, resources: dict[str, object]
+) -> None:
+    """The consumer is assigned before the ledger check: a loaded range's partition is paused
+    and left out, the other range is loaded up to the partition's last record."""
+    from itertools import islice
+
+    from confluent_kafka import Producer
+
+    from stock_assets.defs.resources import KafkaResource
+    from stock_assets.lib import kafka_admin
+    from stock_assets.lib.topics import DAY_MS, TopicSpec
+
+    kafka = resources["kafka"]
+    assert isinstance(kafka, KafkaResource)
+    spec = TopicSpec("test.mixed", 2, DAY_MS, "a load over loaded and new ranges")
+    kafka_admin.ensure_topics(module_kafka, (spec,))
+    topic = topic_name(spec, module_kafka.topic_prefix)
+    frame = replay.replay_frame("minute", ["AAPL"], seed=3, ticks_per_bar=4)
+    ticks = list(islice(replay.ticks_from_frame(frame, source="mixed-load"), 2_501))
+    producer = Producer(kafka_admin.client_config(kafka.settings()))
+    for i, tick in enumerate(ticks):  # 1251 records on partition 0, 1250 on partition 1
+        producer.produce(topic, key=b"AAPL", value=marketdata.encode(tick), partition=i % 2)
+    assert producer.flush(30) == 0
+
+    def load(ranges: list[tick_loader.OffsetRange]) -> tick_loader.LoadResult:
+        consumer = Consumer(kafka.consumer_config("mixed-load", **tick_loader.CONSUMER_CONFIG))
+        try:
+            with db.connect(module_db) as conn:
+                return tick_loader.load_ranges(
+                    conn,
+                    consumer,
+                    topic,
+                    ranges,
+                    tick_loader.DeadLetters(producer, kafka.topic(DEAD_LETTER)),
+                    timeout_s=30,
+                )
+        finally:
+            consumer.close()
+
+    first, second = tick_loader.OffsetRange(0, 0, 1_251), tick_loader.OffsetRange(1, 0, 1_250)
+    assert load([first]).rows == 1_251
+    result = load([first, second])
+    assert result.skipped == [first] and result.loaded == [second]
+    assert result.rows == result.consumed == 1_250
+    with db.connect(module_db) as conn:
+        loaded = conn.execute(
+            "SELECT kafka_partition, count(DISTINCT kafka_offset) FROM market.raw_ticks"
+            " WHERE source = %s GROUP BY 1 ORDER BY 1",
+            ("mixed-load",),
+        ).fetchall()
+    assert loaded == [(0, 1_251), (1, 1_250)]
