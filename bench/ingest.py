@@ -11,7 +11,7 @@ tick_loader.load_ranges, the code of the raw_ticks asset, with the asset's consu
 polars frame), with the same CSV COPY (frames.copy_frame) and a commit. Same policy on both
 sides and at every size: the connection is opened before the clock starts, the clock stops
 after the commit. The baseline does not read Kafka, decode, validate, lock or write the ledger:
-all of that is the loader's overhead. Best of 5 each (2 at 1M), interleaved, the table
+all of that is the loader's overhead. Best of 5 each (3 at 1M), interleaved, the table
 truncated between runs. The loader's profile split is the best ingest run's. Load average is
 recorded (the machine may be shared). Writes bench/results/ingest.json; target ratio (ingest
 rows/s over raw COPY rows/s) >= 0.8 at every size, rows/s within ±25 % across sizes.
@@ -39,7 +39,7 @@ from stock_assets.lib.topics import DAY_MS, DEAD_LETTER, TopicSpec, topic_name
 RESULTS = Path(__file__).parent / "results" / "ingest.json"
 SIZES = (10_000, 100_000, 1_000_000)
 PARTITIONS = (1, 3)
-REPEATS = 5  # 2 at 1M
+REPEATS = 5  # 3 at 1M
 PROFILE_FIELDS = (
     "prelude",
     "first_batch",
@@ -157,7 +157,7 @@ def measure(
     rows = rows_in_memory(db_settings)
     copy_s = run_raw_copy(db_settings, rows)
     # interleaved: the machine is shared, both sides see its noise
-    for _ in range((REPEATS if n < 1_000_000 else 2) - 1):
+    for _ in range((REPEATS if n < 1_000_000 else 3) - 1):
         loads.append(os.getloadavg()[0])
         again, again_profile = run_ingest(db_settings, kafka, topic, n, partitions)
         if again < ingest_s:

@@ -397,13 +397,14 @@ def load_ranges(
     consumer.list_topics(topic, timeout=timeout_s)
     consumer.assign([TopicPartition(topic, r.partition, r.start) for r in by_partition])
     with conn.transaction():
-        # one statement, locks taken in partition order (unnest yields the array in order):
-        # concurrent loaders cannot deadlock
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s), p) FROM unnest(%s::int[]) AS p",
-            (topic, [r.partition for r in by_partition]),
-        )
-        ledger = ledger_overlaps(conn, topic, by_partition)
+        # one round trip: the locks, taken in partition order (unnest yields the array in order,
+        # so concurrent loaders cannot deadlock), then the ledger check
+        with conn.pipeline():
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s), p) FROM unnest(%s::int[]) AS p",
+                (topic, [r.partition for r in by_partition]),
+            )
+            ledger = ledger_overlaps(conn, topic, by_partition)
         pending = []
         for r in by_partition:
             overlaps = ledger[r.partition]
