@@ -12,9 +12,10 @@ polars frame), with the same CSV COPY (frames.copy_frame) and a commit. Same pol
 sides and at every size: the connection is opened before the clock starts, the clock stops
 after the commit. The baseline does not read Kafka, decode, validate, lock or write the ledger:
 all of that is the loader's overhead. Best of 5 each (3 at 1M), interleaved, the table
-truncated between runs. The loader's profile split is the best ingest run's. Load average is
-recorded (the machine may be shared). Writes bench/results/ingest.json; target ratio (ingest
-rows/s over raw COPY rows/s) >= 0.8 at every size, rows/s within ±25 % across sizes.
+truncated between runs; database and topics are removed at the end. The loader's profile split
+is the best ingest run's. Load average is recorded (the machine may be shared). Writes
+bench/results/ingest.json; target ratio (ingest rows/s over raw COPY rows/s) >= 0.8 at every
+size, rows/s within ±25 % across sizes.
 """
 
 from __future__ import annotations
@@ -87,6 +88,15 @@ def produce(settings: KafkaSettings, topic: str, partitions: int, n: int) -> Non
         if i % 10_000 == 0:
             producer.poll(0)
     assert producer.flush(120) == 0
+
+
+def delete_topics(settings: KafkaSettings) -> None:
+    """Every topic under the bench's private prefix (ticks topics and the platform's)."""
+    client = kafka_admin.admin(settings)  # keep a reference: futures fail if it is collected
+    topics = client.list_topics(timeout=30).topics
+    names = [t for t in topics if t.startswith(settings.topic_prefix)]
+    for future in client.delete_topics(names, operation_timeout=30).values() if names else []:
+        future.result(timeout=30)
 
 
 def truncate(settings: DbSettings) -> None:
@@ -213,6 +223,7 @@ def main() -> None:
                 )
     finally:
         db.drop_database(base, name)
+        delete_topics(kafka_settings)
 
     def linearity(selected: list[dict[str, object]]) -> float:
         rates = [int(r["ingest_rows_per_s"]) for r in selected]  # type: ignore[call-overload]
