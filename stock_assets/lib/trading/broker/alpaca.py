@@ -204,13 +204,13 @@ class AlpacaBroker:
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
-        orders = self._call(
+        orders: Any = self._call(
             "list orders",
             lambda: self.client.get_orders(
                 GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)
             ),
         )
-        return [order_from_model(o) for o in orders]  # type: ignore[union-attr]
+        return [order_from_model(o) for o in orders]
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         try:
@@ -225,7 +225,7 @@ class AlpacaBroker:
         return order_from_model(found)
 
     def positions(self) -> list[BrokerPosition]:
-        rows = self._call("positions", self.client.get_all_positions)
+        rows: Any = self._call("positions", self.client.get_all_positions)
         return [
             BrokerPosition(
                 p.symbol,
@@ -233,7 +233,7 @@ class AlpacaBroker:
                 float(p.avg_entry_price),
                 _float(p.market_value),
             )
-            for p in rows  # type: ignore[union-attr]
+            for p in rows
         ]
 
     def account(self) -> BrokerAccount:
@@ -254,13 +254,15 @@ class AlpacaBroker:
         self, *, max_wait_s: float, until: Callable[[list[TradeUpdate]], bool] | None = None
     ) -> list[TradeUpdate]:
         """Listen on the trade_updates stream for at most `max_wait_s` seconds."""
+        if max_wait_s <= 0:
+            return []
         from alpaca.trading.stream import TradingStream
 
         stream = TradingStream(
             self._key_id.get_secret_value(),
             self._secret.get_secret_value(),
             paper=self._paper,
-            url_override=self._stream_url,
+            url_override=self._stream_url,  # type: ignore[arg-type]  # None = Alpaca's own
         )
         updates: list[TradeUpdate] = []
         done = threading.Event()

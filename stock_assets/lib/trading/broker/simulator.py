@@ -72,7 +72,9 @@ class SimulatorBroker:
         price = self.prices.get(request.symbol)
         if price is None:
             raise OrderRejected(f"simulator: no price for {request.symbol}", status=422)
-        order = paper.PaperOrder(request.symbol, self.today, "broker", request.side, request.quantity)
+        order = paper.PaperOrder(
+            request.symbol, self.today, "broker", request.side, request.quantity
+        )
         run = paper.PaperRun()
         self._account._fill(order, price, self.today, self.commission, run)
         now = datetime.now(UTC)

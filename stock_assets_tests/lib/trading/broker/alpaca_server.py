@@ -89,7 +89,9 @@ class AlpacaServer:
         self.faults.setdefault((method, path), []).extend(faults)
 
     def posted_orders(self) -> list[dict[str, Any]]:
-        return [r.body or {} for r in self.requests if r.method == "POST" and r.path == "/v2/orders"]
+        return [
+            r.body or {} for r in self.requests if r.method == "POST" and r.path == "/v2/orders"
+        ]
 
     def accepted_client_ids(self) -> list[str]:
         return [o["client_order_id"] for o in self.orders.values()]
@@ -118,7 +120,10 @@ class AlpacaServer:
             else:
                 same_way = held * sign > 0
                 new_avg = (abs(held) * held_avg + qty * px) / abs(new) if same_way else px
-                self.positions[order["symbol"]] = (new, new_avg if abs(new) > abs(held) else held_avg)
+                self.positions[order["symbol"]] = (
+                    new,
+                    new_avg if abs(new) > abs(held) else held_avg,
+                )
             self.cash -= sign * qty * px
             event = {
                 "event": "fill" if done else "partial_fill",
@@ -171,7 +176,9 @@ class AlpacaServer:
                             return
                     elif msg.get("action") == "listen":
                         streams = [s for s in data.get("streams", []) if s == "trade_updates"]
-                        await ws.send(json.dumps({"stream": "listening", "data": {"streams": streams}}))
+                        await ws.send(
+                            json.dumps({"stream": "listening", "data": {"streams": streams}})
+                        )
                         if streams:
                             self._clients.add(ws)
                             self.listening.set()
@@ -228,7 +235,9 @@ class AlpacaServer:
                 payload = {"code": fault.code or fault.status * 100000, "message": fault.message}
                 self._reply(fault.status, payload, fault.headers)
 
-            def _reply(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            def _reply(
+                self, status: int, payload: Any, headers: dict[str, str] | None = None
+            ) -> None:
                 data = b"" if payload is None else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
@@ -349,7 +358,10 @@ class AlpacaServer:
         if order is None:
             return 404, {"code": 40410000, "message": "order not found"}
         if order["status"] not in OPEN:
-            return 422, {"code": 42210000, "message": f"order is not cancelable ({order['status']})"}
+            return 422, {
+                "code": 42210000,
+                "message": f"order is not cancelable ({order['status']})",
+            }
         order.update(status="canceled", canceled_at=_now(), updated_at=_now())
         self.broadcast({"event": "canceled", "order": dict(order), "timestamp": _now()})
         return 204, None

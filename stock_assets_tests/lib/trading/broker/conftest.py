@@ -32,13 +32,16 @@ def sleeps() -> Sleeps:
     return Sleeps()
 
 
-def make_broker(server: AlpacaServer, sleep: Sleeps, *, timeout_s: float = 2.0) -> AlpacaBroker:
+def make_broker(
+    server: AlpacaServer, sleep: Sleeps, *, timeout_s: float = 2.0, max_attempts: int = 4
+) -> AlpacaBroker:
     return AlpacaBroker(
         SecretStr(KEY_ID),
         SecretStr(SECRET),
         base_url=server.url,
         stream_url=server.stream_url,
         timeout_s=timeout_s,
+        max_attempts=max_attempts,
         sleep=sleep,
         rng=random.Random(7),
     )
