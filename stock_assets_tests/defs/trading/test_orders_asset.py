@@ -57,9 +57,7 @@ def alpaca_server() -> Iterator[AlpacaServer]:
 def config_file(tmp_path: Path, broker: dict[str, object]) -> str:
     path = tmp_path / "trading.json"
     path.write_text(
-        json.dumps(
-            {"symbols": {"AAPL": {"strategies": {"sma_crossover": {}}}}, "broker": broker}
-        )
+        json.dumps({"symbols": {"AAPL": {"strategies": {"sma_crossover": {}}}}, "broker": broker})
     )
     return str(path)
 
@@ -81,7 +79,9 @@ def test_default_is_a_simulator_dry_run(module_db, warehouse, tmp_path, monkeypa
     assert result.success
     meta = result.asset_materializations_for_node("trading__orders")[0].metadata
     assert meta["source"].value == "simulator" and meta["mode"].value == "dry_run"
-    rows = warehouse.execute("SELECT source, status, quantity FROM trading.broker_orders").fetchall()
+    rows = warehouse.execute(
+        "SELECT source, status, quantity FROM trading.broker_orders"
+    ).fetchall()
     assert rows == [("simulator", "dry_run", 100.0)]
     assert warehouse.execute("SELECT count(*) FROM trading.broker_fills").fetchone() == (0,)
 
