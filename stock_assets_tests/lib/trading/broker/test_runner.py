@@ -81,7 +81,7 @@ def orders(conn: psycopg.Connection) -> dict[str, tuple[str, float, float]]:
     return {r[0]: (r[1], float(r[2]), float(r[3])) for r in rows}
 
 
-def run(conn, server, sleeps, config=LIVE, **kw):  # type: ignore[no-untyped-def]
+def run(conn, server, sleeps, config=LIVE, **kw):
     timeout_s = kw.pop("timeout_s", 2.0)
     broker = alpaca_at(server, sleeps, timeout_s=timeout_s, max_attempts=config.max_attempts)
     return run_orders(
