@@ -10,7 +10,8 @@ run for ever). `TradingClient` does not expose RESTClient's retry settings (and 
 `retry_attempts=0` through an `if retry_attempts and ...` test), so the client's retry count is
 set to 0 after construction and its session gets a default timeout. Here: 429, 5xx, timeouts
 and connection errors back off exponentially with jitter (`RetryPolicy`, bounded attempts,
-Retry-After honoured) and then raise `BrokerTransientError`; other 4xx answers raise `OrderRejected` / `BrokerError` at once.
+Retry-After honoured) and then raise `BrokerTransientError`; other 4xx answers raise
+`OrderRejected` / `BrokerError` at once.
 
 A submit that failed transiently may still have reached the broker: before re-sending, the order
 is looked up by its client order id; a 422 "client_order_id must be unique" means it was already
