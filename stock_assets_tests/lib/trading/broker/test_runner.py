@@ -196,6 +196,21 @@ def test_position_and_exposure_limits_block_in_a_run(db, alpaca_server, sleeps) 
     assert alpaca_server.posted_orders() == []
 
 
+def test_the_daily_order_cap_and_the_config_kill_switch_block(db, alpaca_server, sleeps) -> None:
+    capped = LIVE.model_copy(update={"risk": RiskLimits(max_orders_per_day=1)})
+    run(db, alpaca_server, sleeps, capped)
+    assert [b["symbol"] for b in alpaca_server.posted_orders()] == ["AAPL"]
+    assert audit(db, "blocked") == [
+        ("MSFT", "max_orders_per_day: 1 orders sent today, limit 1"),
+    ]
+    run(db, alpaca_server, sleeps, LIVE.model_copy(update={"kill_switch": True}))
+    assert len(alpaca_server.posted_orders()) == 1
+    assert audit(db, "blocked")[-1] == (
+        "MSFT",
+        "kill_switch: kill switch engaged: broker.kill_switch set in config/env (config)",
+    )
+
+
 def test_kill_switch_cancels_open_orders_and_blocks_new_ones(db, alpaca_server, sleeps) -> None:
     alpaca_server.fill_mode = "hold"  # orders stay open at the broker
     run(db, alpaca_server, sleeps, LIVE.model_copy(update={"stream_wait_s": 0.2}))
