@@ -14,6 +14,7 @@ from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.trading.assets import AFTER_PARENTS_UPDATE, BARS_DAILY, SIGNALS
 from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib.settings import ConfigError
+from stock_assets.lib.trading.broker.base import BrokerError
 from stock_assets.lib.trading.broker.config import BrokerEnv
 from stock_assets.lib.trading.broker.runner import make_broker, run_orders
 
@@ -56,7 +57,10 @@ def orders(
             )
         except ConfigError as exc:  # missing keys: a retry cannot help
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        report = run_orders(conn, broker, config, book)
+        try:
+            report = run_orders(conn, broker, config, book)
+        except BrokerError as exc:  # bad keys or request: a retry cannot help
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
     if report.blocked:
         context.log.warning(f"blocked by risk limits: {', '.join(report.blocked)}")
     drift = {d.symbol: {"broker": d.broker, "warehouse": d.warehouse} for d in report.drift}

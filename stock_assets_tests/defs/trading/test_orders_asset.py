@@ -116,3 +116,21 @@ def test_missing_keys_fail_without_retry(module_db, warehouse, tmp_path, monkeyp
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert failure is not None and "APCA_API_KEY_ID" in failure.message
+
+
+def test_wrong_keys_fail_once_without_retry(
+    module_db, warehouse, tmp_path, monkeypatch, alpaca_server
+) -> None:
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "not-the-secret")
+    broker = {
+        "source": "alpaca",
+        "base_url": alpaca_server.url,
+        "stream_url": alpaca_server.stream_url,
+    }
+    result = materialize(module_db, config_file(tmp_path, broker))
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert failure is not None and "HTTP 401 request is not authorized" in failure.message
+    assert "not-the-secret" not in failure.message
+    assert len([r for r in alpaca_server.requests if r.path == "/v2/account"]) <= 1  # no retries
