@@ -176,8 +176,11 @@ def mark_rejected(conn: psycopg.Connection, cid: str, message: str) -> None:
 
 def update_order(conn: psycopg.Connection, order: BrokerOrder) -> bool:
     """Write the broker's view of one of our orders; False when it is not ours."""
+    # a late event never moves a final order back (e.g. a stream 'new' after the polled 'filled')
     cur = conn.execute(
-        "UPDATE trading.broker_orders SET status = %s, broker_order_id = %s,"
+        "UPDATE trading.broker_orders SET status = CASE WHEN status IN"
+        " ('filled', 'canceled', 'expired', 'rejected', 'replaced') THEN status ELSE %s END,"
+        " broker_order_id = %s,"
         " filled_qty = greatest(filled_qty, %s), filled_avg_price = coalesce(%s, filled_avg_price),"
         " updated_at = now() WHERE client_order_id = %s",
         (
