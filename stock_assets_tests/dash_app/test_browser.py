@@ -191,6 +191,8 @@ def test_portfolio_page_shows_equity_positions_and_orders(
     assert traces == 2
     backtests = logged_in.find_element(By.ID, "portfolio-backtests").text
     assert "sma_crossover" in backtests and "sharpe" in backtests and "1.25" in backtests
+    wait(logged_in).until(lambda d: d.find_element(By.ID, "kill-switch-state").text)
+    assert logged_in.find_element(By.ID, "kill-switch-state").text.startswith("Kill switch off")
 
 
 def test_pipeline_page_reports_event_time_progress_gaps_and_unreachable_dagster(

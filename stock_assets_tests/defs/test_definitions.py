@@ -22,6 +22,7 @@ def test_assets_and_groups() -> None:
         "analytics/alerts": "trading",
         "trading/backtests": "trading",
         "trading/paper_portfolio": "trading",
+        "trading/orders": "trading",
         "search/signals_index": "search",
         "search/daily_bars_index": "search",
         "search/alerts_index": "search",

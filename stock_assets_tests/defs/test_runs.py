@@ -53,6 +53,7 @@ HEAVY: tuple[str, ...] = (
     "dash",
 )
 HEAVY += ("plotly", "httpx", "sklearn", "statsforecast", "mlflow", "dagster_pyspark", "pyarrow")
+HEAVY += ("alpaca", "websockets")  # the broker adapter (issue 16)
 
 
 def ticks(n_per_symbol: int, first_seq: int) -> list[marketdata.Tick]:

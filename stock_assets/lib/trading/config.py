@@ -20,6 +20,7 @@ from pydantic_settings import SettingsConfigDict
 
 from stock_assets.lib.settings import ENV_FILE, JsonBackedSettings
 from stock_assets.lib.trading.backtest import BacktestConfig
+from stock_assets.lib.trading.broker.config import BrokerConfig
 from stock_assets.lib.trading.strategies import STRATEGIES, StrategyParams, default_params
 
 
@@ -140,6 +141,7 @@ class TradingSettings(JsonBackedSettings):
     webhook_timeout_s: float = Field(5.0, gt=0)
     webhook_retries: int = Field(2, ge=0, le=10)
     webhook_retry_hours: float = Field(24.0, ge=0)
+    broker: BrokerConfig = BrokerConfig()  # automated orders (docs/broker.md)
 
     @model_validator(mode="after")
     def _unique_rule_names(self) -> TradingSettings:

@@ -9,6 +9,7 @@ SIGNALS = dg.AssetKey(["analytics", "signals"])
 ALERTS = dg.AssetKey(["analytics", "alerts"])
 BACKTESTS = dg.AssetKey(["trading", "backtests"])
 PAPER = dg.AssetKey(["trading", "paper_portfolio"])
+ORDERS = dg.AssetKey(["trading", "orders"])
 PREDICTIONS = dg.AssetKey(["forecast", "predictions"])
 DAYS = ["2004-03-01", "2004-03-02", "2004-03-03"]
 
@@ -32,10 +33,11 @@ def test_parent_updates_request_exactly_the_followers() -> None:
         assert set(alerts.expensively_compute_partition_keys()) == set(DAYS)  # old days too
         assert _result(second, BACKTESTS).true_subset.size == 1
         assert _result(second, PAPER).true_subset.size == 1
+        assert _result(second, ORDERS).true_subset.size == 1  # joins the same evaluation
         # the forecast predictions follow new daily bars too, day by day
         predictions = _result(second, PREDICTIONS).true_subset
         assert set(predictions.expensively_compute_partition_keys()) == set(DAYS)
-        assert second.total_requested == 2 * len(DAYS) + 2
+        assert second.total_requested == 2 * len(DAYS) + 3
 
         # Evaluated again with no new parent update: nothing more is requested.
         third = dg.evaluate_automation_conditions(
