@@ -38,8 +38,10 @@ import msgspec
 import polars as pl
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
+from stock_assets.lib import tables
 from stock_assets.lib.frames import CSV_DATETIME
 from stock_assets.lib.marketdata import (
     CONTRACT,
@@ -59,19 +61,10 @@ from stock_assets.lib.marketdata import (
 
 log = logging.getLogger(__name__)
 
-RAW_TICK_COLUMNS = (
-    "ts",
-    "symbol",
-    "price",
-    "size",
-    "source",
-    "seq",
-    "kafka_partition",
-    "kafka_offset",
-)
-COPY_RAW_TICKS = (
-    "COPY market.raw_ticks (ts, symbol, price, size, source, seq, kafka_partition, kafka_offset)"
-    " FROM STDIN (FORMAT csv)"
+RAW_TICK_COLUMNS = tables.RAW_TICKS.written
+COPY_RAW_TICKS = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+    sql.Identifier(tables.RAW_TICKS.schema_name, tables.RAW_TICKS.table_name),
+    sql.SQL(", ").join(map(sql.Identifier, RAW_TICK_COLUMNS)),
 )
 CONSUME_BATCH = 20_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
