@@ -7,6 +7,7 @@ import dagster as dg
 from stock_assets.defs.market.partitions import session_partitions, window
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.risk.resources import SparkClusterResource
+from stock_assets.lib import tables
 
 ROLLING_BETA = dg.AssetKey(["analytics", "rolling_beta"])
 BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
@@ -46,7 +47,7 @@ def rolling_beta(
     spark = pyspark.spark_session
     since = w.first_date - lookback(config.window_days)
     bars = (
-        spark_warehouse.read_table(spark, settings, "market.bars_daily")
+        spark_warehouse.read_table(spark, settings, tables.BARS_DAILY)
         .where(F.col("session_date").between(since, w.last_date))
         .select("symbol", "session_date", "close")
     )
@@ -57,12 +58,10 @@ def rolling_beta(
     written = spark_warehouse.replace_rows(
         betas,
         settings,
-        "analytics.rolling_beta",
-        [
-            ("session_date", ">=", w.first_date),
-            ("session_date", "<=", w.last_date),
-            ("window_days", "=", config.window_days),
-        ],
+        tables.ROLLING_BETA,
+        w.first_date,
+        w.end.date(),
+        {"window_days": config.window_days},
     )
     returns.unpersist()
     with warehouse.connection() as conn:

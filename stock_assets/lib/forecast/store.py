@@ -12,58 +12,25 @@ from datetime import date, timedelta
 import polars as pl
 import psycopg
 
-from stock_assets.lib import calendar, frames
+from stock_assets.lib import calendar, frames, tables
 from stock_assets.lib.forecast import models
 from stock_assets.lib.forecast.evaluate import METRIC_SCHEMA, model_columns
 from stock_assets.lib.forecast.features import INDICATOR_INPUTS
 
-BARS_SCHEMA = {
-    "symbol": pl.String,
-    "session_date": pl.Date,
-    "open": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "volume": pl.Float64,
-}
-PREDICTION_COLUMNS = (
-    "issued_at",
-    "symbol",
-    "horizon",
-    "model",
-    "kind",
-    "session_date",
-    "target_date",
-    "target_at",
-    "model_version",
-    "pred_return",
-    "lower_return",
-    "upper_return",
-    "actual_return",
-)
+BARS_COLUMNS = ("symbol", "session_date", "open", "high", "low", "close", "volume")
+PREDICTION_COLUMNS = tables.PREDICTIONS.written
 
 
 def read_inputs(
     conn: psycopg.Connection, since: date | None = None, until: date | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(bars, indicators) of every symbol for sessions in [since, until]."""
-    lo, hi = since or date(1900, 1, 1), until or date(9999, 12, 31)
-    bars = frames.read_frame(
-        conn,
-        "SELECT symbol, session_date, open, high, low, close, volume FROM market.bars_daily"
-        " WHERE session_date BETWEEN %s AND %s ORDER BY symbol, session_date",
-        (lo, hi),
-        BARS_SCHEMA,
+    end = None if until is None else until + timedelta(days=1)
+    bars = frames.read_window(conn, tables.BARS_DAILY, since, end, columns=BARS_COLUMNS)
+    ind = frames.read_window(
+        conn, tables.INDICATORS, since, end, columns=["symbol", "session_date", *INDICATOR_INPUTS]
     )
-    ind = frames.read_frame(
-        conn,
-        "SELECT symbol, session_date, rsi_14, macd_hist, sma_20, sma_50, bb_upper, bb_lower,"
-        " atr_14 FROM analytics.indicators WHERE session_date BETWEEN %s AND %s",
-        (lo, hi),
-        {"symbol": pl.String, "session_date": pl.Date}
-        | dict.fromkeys(INDICATOR_INPUTS, pl.Float64),
-    )
-    return bars, ind
+    return bars.sort("symbol", "session_date"), ind
 
 
 def close_instants(days: Sequence[date]) -> pl.DataFrame:
