@@ -724,14 +724,3 @@ def ledger_mismatches(
         if ledger is None or rows is None or ledger[0] != rows[0]:
             bad.append(f"{r.partition}:{r.start}-{r.end} ledger={ledger} rows={rows}")
     return bad
-
-
-def date_spans(dates: Sequence[date], max_gap_days: int = 7) -> list[tuple[date, date]]:
-    """Sorted dates as inclusive spans, bridging gaps up to `max_gap_days` (weekends, holidays)."""
-    spans: list[tuple[date, date]] = []
-    for d in sorted(dates):
-        if spans and (d - spans[-1][1]).days <= max_gap_days:
-            spans[-1] = (spans[-1][0], d)
-        else:
-            spans.append((d, d))
-    return spans

@@ -3,15 +3,12 @@
 import dagster as dg
 import polars as pl
 
-from stock_assets.defs.market.assets import BARS_DAILY, END_OF_DAY_FRESHNESS
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import BARS_DAILY, INDICATORS, SIGNALS, session_partitions, window
+from stock_assets.defs.market.assets import END_OF_DAY_FRESHNESS
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import frames, indicators, signals, tables
 from stock_assets.lib.trading import strategies
-
-INDICATORS = dg.AssetKey(["analytics", "indicators"])
-SIGNALS = dg.AssetKey(["analytics", "signals"])
 
 # Indicators and signals of a window are computed from each symbol's whole history up to the
 # window's last day: a value then depends only on the bars up to its day, never on how runs were

@@ -6,15 +6,17 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import (
+    BARS_1M,
+    BARS_DAILY,
+    RAW_TICKS,
+    SPLITS,
+    session_partitions,
+    window,
+)
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.lib import aggregates, calendar, cleaning, frames, retention, tables, universe
 from stock_assets.lib import splits as splits_lib
-
-SPLITS = dg.AssetKey(["market", "splits"])
-BARS_1M = dg.AssetKey(["market", "bars_1m"])
-BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
-RAW_TICKS = dg.AssetKey(["market", "raw_ticks"])
 
 # Freshness is measured in the stream's event time by defs/monitoring/checks.py: a wall-clock
 # policy calls replayed data stale forever and any recent run fresh. None = no FreshnessPolicy

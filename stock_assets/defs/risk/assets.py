@@ -4,13 +4,10 @@ from datetime import timedelta
 
 import dagster as dg
 
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import BARS_DAILY, ROLLING_BETA, session_partitions, window
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.risk.resources import SparkClusterResource
 from stock_assets.lib import tables
-
-ROLLING_BETA = dg.AssetKey(["analytics", "rolling_beta"])
-BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
 
 
 class RollingBetaConfig(dg.Config):

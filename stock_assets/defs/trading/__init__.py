@@ -3,7 +3,6 @@
 import dagster as dg
 
 from stock_assets.defs.trading.assets import alerts, backtests, paper_portfolio
-from stock_assets.defs.trading.resources import TradingConfigResource
 
 # Evaluates the trading assets' automation conditions; on by default so `make dev` fills them.
 trading_automation = dg.AutomationConditionSensorDefinition(
@@ -16,5 +15,4 @@ trading_automation = dg.AutomationConditionSensorDefinition(
 defs = dg.Definitions(
     assets=[backtests, paper_portfolio, alerts],
     sensors=[trading_automation],
-    resources={"trading_config": TradingConfigResource()},
 )

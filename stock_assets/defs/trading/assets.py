@@ -15,7 +15,15 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import (
+    ALERTS,
+    BACKTESTS,
+    BARS_DAILY,
+    PAPER_PORTFOLIO,
+    SIGNALS,
+    session_partitions,
+    window,
+)
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import frames
@@ -23,12 +31,6 @@ from stock_assets.lib.trading import alerts as alerts_lib
 from stock_assets.lib.trading import store
 from stock_assets.lib.trading.backtest import Bars, backtest_strategy
 from stock_assets.lib.trading.config import BookEntry
-
-BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
-SIGNALS = dg.AssetKey(["analytics", "signals"])
-BACKTESTS = dg.AssetKey(["trading", "backtests"])
-PAPER_PORTFOLIO = dg.AssetKey(["trading", "paper_portfolio"])
-ALERTS = dg.AssetKey(["analytics", "alerts"])
 
 # bars before the watermark seed each symbol's last close (positions are marked at it)
 CLOSE_LOOKBACK = timedelta(days=10)

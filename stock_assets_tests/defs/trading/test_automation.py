@@ -3,13 +3,15 @@
 import dagster as dg
 
 from stock_assets.definitions import defs
+from stock_assets.defs.kernel import (
+    ALERTS,
+    BACKTESTS,
+    BARS_DAILY,
+    PAPER_PORTFOLIO,
+    PREDICTIONS,
+    SIGNALS,
+)
 
-BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
-SIGNALS = dg.AssetKey(["analytics", "signals"])
-ALERTS = dg.AssetKey(["analytics", "alerts"])
-BACKTESTS = dg.AssetKey(["trading", "backtests"])
-PAPER = dg.AssetKey(["trading", "paper_portfolio"])
-PREDICTIONS = dg.AssetKey(["forecast", "predictions"])
 DAYS = ["2004-03-01", "2004-03-02", "2004-03-03"]
 
 
@@ -31,7 +33,7 @@ def test_parent_updates_request_exactly_the_followers() -> None:
         alerts = _result(second, ALERTS).true_subset
         assert set(alerts.expensively_compute_partition_keys()) == set(DAYS)  # old days too
         assert _result(second, BACKTESTS).true_subset.size == 1
-        assert _result(second, PAPER).true_subset.size == 1
+        assert _result(second, PAPER_PORTFOLIO).true_subset.size == 1
         # the forecast predictions follow new daily bars too, day by day
         predictions = _result(second, PREDICTIONS).true_subset
         assert set(predictions.expensively_compute_partition_keys()) == set(DAYS)
