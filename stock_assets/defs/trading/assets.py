@@ -26,7 +26,7 @@ from stock_assets.defs.kernel import (
 )
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.trading.resources import TradingConfigResource
-from stock_assets.lib import frames
+from stock_assets.lib import frames, tables
 from stock_assets.lib.trading import alerts as alerts_lib
 from stock_assets.lib.trading import store
 from stock_assets.lib.trading.backtest import Bars, backtest_strategy
@@ -208,12 +208,12 @@ def alerts(
     # calendar days that surely hold the sessions the rules look back over (weekends, holidays)
     lookback = timedelta(days=math.ceil(alerts_lib.lookback_sessions(rules) * 1.5) + 10)
     with warehouse.connection() as conn:
-        bars = frames.read_frame(
+        bars = frames.read_window(
             conn,
-            "SELECT symbol, session_date, close FROM market.bars_daily"
-            " WHERE session_date BETWEEN %s AND %s",
-            (w.first_date - lookback, w.last_date),
-            {"symbol": pl.String, "session_date": pl.Date, "close": pl.Float64},
+            tables.BARS_DAILY,
+            w.first_date - lookback,
+            w.end,
+            columns=("symbol", "session_date", "close"),
         )
         events = alerts_lib.evaluate(bars, rules).filter(
             pl.col("session_date").is_between(w.first_date, w.last_date)

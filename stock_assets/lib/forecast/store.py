@@ -104,34 +104,26 @@ def long_predictions(wide: pl.DataFrame, kind: str, versions: dict[str, str]) ->
 
 def replace_walk_forward(conn: psycopg.Connection, rows: pl.DataFrame) -> int:
     """Replace every walk-forward forecast of the horizons in `rows`."""
-    conn.execute(
-        "DELETE FROM forecast.predictions WHERE kind = 'walk_forward' AND horizon = ANY(%s)",
-        (rows["horizon"].unique().to_list(),),
-    )
-    return frames.copy_frame(conn, "forecast.predictions", rows)
+    horizons = rows["horizon"].unique().to_list()
+    where = {"kind": "walk_forward", "horizon": horizons}
+    return frames.replace_window(conn, tables.PREDICTIONS, rows, None, None, where)
 
 
 def replace_live(conn: psycopg.Connection, rows: pl.DataFrame, first: date, last: date) -> int:
     """Replace the live forecasts issued in sessions first..last."""
-    conn.execute(
-        "DELETE FROM forecast.predictions WHERE kind = 'live' AND session_date BETWEEN %s AND %s",
-        (first, last),
-    )
-    return frames.copy_frame(conn, "forecast.predictions", rows)
+    end = last + timedelta(days=1)
+    return frames.replace_window(conn, tables.PREDICTIONS, rows, first, end, {"kind": "live"})
 
 
 def replace_evaluation(
     conn: psycopg.Connection, table: pl.DataFrame, versions: dict[int, str]
 ) -> int:
     """Replace the evaluation rows of the horizons in `table` (model_version per horizon)."""
-    conn.execute(
-        "DELETE FROM forecast.evaluation WHERE horizon = ANY(%s)",
-        (table["horizon"].unique().to_list(),),
-    )
     rows = table.select(list(METRIC_SCHEMA)).with_columns(
         pl.when(pl.col("model") == models.MODEL)
         .then(pl.col("horizon").replace_strict(versions, default=None, return_dtype=pl.String))
         .otherwise(None)
         .alias("model_version")
     )
-    return frames.copy_frame(conn, "forecast.evaluation", rows)
+    horizons = table["horizon"].unique().to_list()
+    return frames.replace_window(conn, tables.EVALUATION, rows, None, None, {"horizon": horizons})

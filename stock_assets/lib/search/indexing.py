@@ -100,9 +100,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _fetch(
-    conn: psycopg.Connection, query: sql.Composed, params: Mapping[str, Any]
-) -> list[dict]:
+def _fetch(conn: psycopg.Connection, query: sql.Composed, params: Mapping[str, Any]) -> list[dict]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, params)
         return cur.fetchall()

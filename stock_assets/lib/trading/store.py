@@ -104,7 +104,8 @@ def save_backtest(
     trades = result.trades.drop("entry_index", "exit_index").with_columns(
         pl.lit(backtest_id, dtype=pl.Int64).alias("backtest_id")
     )
-    frames.copy_frame(conn, "trading.backtest_trades", trades)
+    spec = tables.BACKTEST_TRADES
+    frames.copy_frame(conn, spec.name, spec.conform(trades))
     return backtest_id
 
 
@@ -223,7 +224,7 @@ def save_run(conn: psycopg.Connection, account: paper.PaperAccount, run: paper.P
         schema=tables.EQUITY.schema(),
         orient="row",
     )
-    frames.copy_frame(conn, "trading.equity", equity)
+    frames.copy_frame(conn, tables.EQUITY.name, equity)
 
 
 # --- alerts ---------------------------------------------------------------------------------
