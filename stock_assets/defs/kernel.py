@@ -8,8 +8,10 @@ sensors, checks, jobs and tests import them from here. Resources are registered 
 stock_assets/definitions.py.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -47,6 +49,16 @@ def window(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) ->
     """The partition window of a single-partition or ranged (single-run backfill) run."""
     tw = context.partition_time_window
     return Window(tw.start, tw.end)
+
+
+def session_asset(**kwargs: Any) -> Callable[..., dg.AssetsDefinition]:
+    """`@dg.asset` on the daily session partitions; a ranged backfill is one run (the asset
+    computes its whole window at once)."""
+    return dg.asset(
+        partitions_def=session_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        **kwargs,
+    )
 
 
 def table_key(spec: TableSpec) -> dg.AssetKey:

@@ -3,7 +3,13 @@
 import dagster as dg
 import polars as pl
 
-from stock_assets.defs.kernel import BARS_DAILY, INDICATORS, SIGNALS, session_partitions, window
+from stock_assets.defs.kernel import (
+    BARS_DAILY,
+    INDICATORS,
+    SIGNALS,
+    session_asset,
+    window,
+)
 from stock_assets.defs.market.assets import END_OF_DAY_FRESHNESS
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.trading.resources import TradingConfigResource
@@ -19,11 +25,9 @@ DAILY_COLUMNS = ("symbol", "session_date", "high", "low", "close", "volume")  # 
 CLOSE_COLUMNS = ("symbol", "session_date", "close")  # signal inputs
 
 
-@dg.asset(
+@session_asset(
     key=INDICATORS,
     deps=[BARS_DAILY],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="analytics",
     kinds={"talib", "polars", "timescaledb"},
 )
@@ -49,11 +53,9 @@ def indicators_asset(
     )
 
 
-@dg.asset(
+@session_asset(
     key=SIGNALS,
     deps=[BARS_DAILY],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="analytics",
     kinds={"talib", "polars", "timescaledb"},
     freshness_policy=END_OF_DAY_FRESHNESS,

@@ -20,7 +20,7 @@ from stock_assets.defs.kernel import (
     EVALUATION,
     INDICATORS,
     PREDICTIONS,
-    session_partitions,
+    session_asset,
     window,
 )
 from stock_assets.defs.resources import WarehouseResource
@@ -182,11 +182,9 @@ def _register(
     )
 
 
-@dg.asset(
+@session_asset(
     key=PREDICTIONS,
     deps=[BARS_DAILY, INDICATORS, EVALUATION],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=AFTER_NEW_BARS,
     group_name="forecast",
     kinds={"lightgbm", "mlflow", "timescaledb"},

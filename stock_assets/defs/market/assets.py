@@ -11,7 +11,7 @@ from stock_assets.defs.kernel import (
     BARS_DAILY,
     RAW_TICKS,
     SPLITS,
-    session_partitions,
+    session_asset,
     window,
 )
 from stock_assets.defs.resources import WarehouseResource
@@ -55,11 +55,9 @@ def splits(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(
+@session_asset(
     key=BARS_1M,
     deps=[RAW_TICKS, SPLITS],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="market",
     kinds={"polars", "timescaledb"},
 )
@@ -109,11 +107,9 @@ def bars_1m(
     )
 
 
-@dg.asset(
+@session_asset(
     key=BARS_DAILY,
     deps=[BARS_1M],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="market",
     kinds={"polars", "timescaledb"},
 )

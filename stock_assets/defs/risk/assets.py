@@ -4,7 +4,12 @@ from datetime import timedelta
 
 import dagster as dg
 
-from stock_assets.defs.kernel import BARS_DAILY, ROLLING_BETA, session_partitions, window
+from stock_assets.defs.kernel import (
+    BARS_DAILY,
+    ROLLING_BETA,
+    session_asset,
+    window,
+)
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.risk.resources import SparkClusterResource
 from stock_assets.lib import tables
@@ -19,11 +24,9 @@ def lookback(window_days: int) -> timedelta:
     return timedelta(days=window_days * 7 // 5 + 15)
 
 
-@dg.asset(
+@session_asset(
     key=ROLLING_BETA,
     deps=[BARS_DAILY],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="risk",
     kinds={"spark", "postgres"},
 )

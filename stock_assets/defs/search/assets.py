@@ -20,7 +20,7 @@ from stock_assets.defs.kernel import (
     DAILY_BARS_INDEX,
     SIGNALS,
     SIGNALS_INDEX,
-    session_partitions,
+    session_asset,
     window,
 )
 from stock_assets.defs.resources import WarehouseResource
@@ -49,11 +49,9 @@ def index_asset(
 ) -> dg.AssetsDefinition:
     """An asset that syncs one dataset's window from the warehouse into the search engine."""
 
-    @dg.asset(
+    @session_asset(
         key=key,
         deps=[upstream],
-        partitions_def=session_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="search",
         kinds={"elasticsearch", "timescaledb"},
         retry_policy=RETRY_POLICY,

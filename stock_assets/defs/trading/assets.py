@@ -21,7 +21,7 @@ from stock_assets.defs.kernel import (
     BARS_DAILY,
     PAPER_PORTFOLIO,
     SIGNALS,
-    session_partitions,
+    session_asset,
     window,
 )
 from stock_assets.defs.resources import WarehouseResource
@@ -187,12 +187,10 @@ def paper_portfolio(
     )
 
 
-@dg.asset(
+@session_asset(
     key=ALERTS,
     deps=[BARS_DAILY],
-    partitions_def=session_partitions,
     automation_condition=AFTER_PARENTS_UPDATE,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="trading",
     kinds={"polars", "timescaledb"},
 )
