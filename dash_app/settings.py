@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 from werkzeug.security import check_password_hash
 
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.settings import ENV_FILE, ConfigError, JsonBackedSettings
 
 DEV_USERNAME = "dev"
@@ -40,7 +41,7 @@ class DashSettings(JsonBackedSettings):
     threads: int = Field(4, ge=1)  # threads per worker (callbacks wait on I/O)
     live_refresh_s: float = Field(5.0, ge=0.5)
     max_candles: int = Field(5000, ge=100, le=20000)  # the server buckets bars to at most this
-    display_tz: str = "America/New_York"
+    display_tz: str = TIMEZONE
     dagster_graphql_url: str = "http://127.0.0.1:3000/graphql"
     dagster_timeout_s: float = Field(3.0, gt=0)
     kafka_timeout_s: float = Field(3.0, gt=0)

@@ -11,17 +11,10 @@ import math
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from stock_assets.lib import tables
+
 TRADING_DAYS_PER_YEAR = 252
-BETA_COLUMNS = (
-    "symbol",
-    "session_date",
-    "window_days",
-    "beta",
-    "correlation",
-    "volatility",
-    "market_return",
-    "n_obs",
-)
+BETA_COLUMNS = tables.ROLLING_BETA.names
 
 
 def daily_returns(bars: DataFrame) -> DataFrame:

@@ -22,6 +22,7 @@ from pyspark.sql.types import (
     VariantType,
 )
 
+from stock_assets.lib import tables
 from stock_assets.lib.marketdata import CONTRACT, TickContract
 
 BAR_WINDOW = "1 minute"
@@ -68,7 +69,7 @@ LONE_SURROGATE = (
     f"|(?<!\\\\u[dD][89abAB]{_HEX}{{2}})\\\\u[dD][c-fC-F]{_HEX}{{2}})"
 )
 TICK_COLUMNS = ("symbol", "ts", "ts_us", "price", "size", "source", "seq")
-BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume", "vwap", "trade_count")
+BAR_COLUMNS = tables.BARS_1M.names  # market.bars_1m and market.live_bars_1m (lib/tables.py)
 
 
 def _finite(c: Column) -> Column:

@@ -2,18 +2,21 @@
 
 The PostgreSQL JDBC driver is one of the jars `spark_conf()` puts on the classpath. Writes go to
 a per-run staging table over JDBC (from the executors); the driver then replaces the target's
-window from it in one transaction (delete + insert, bound parameters), so a re-run overwrites.
+window from it in one transaction (lib/frames.replace_window_from: advisory lock, delete, insert,
+bound parameters), so a re-run overwrites. Tables are named by their lib/tables.py spec.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from psycopg import sql
 from pyspark.sql import DataFrame, SparkSession
 
-from stock_assets.lib import db
+from stock_assets.lib import db, frames
 from stock_assets.lib.settings import DbSettings
+from stock_assets.lib.tables import TableSpec
 
 JDBC_DRIVER = "org.postgresql.Driver"
 
@@ -31,56 +34,46 @@ def jdbc_properties(settings: DbSettings) -> dict[str, str]:
     }
 
 
-def read_table(spark: SparkSession, settings: DbSettings, table: str) -> DataFrame:
-    """A lazy JDBC scan of schema.table; Spark pushes `where` filters on it into the query."""
-    return spark.read.jdbc(jdbc_url(settings), table, properties=jdbc_properties(settings))
+def read_table(spark: SparkSession, settings: DbSettings, spec: TableSpec) -> DataFrame:
+    """A lazy JDBC scan of the table (its written columns); Spark pushes `where` filters on it
+    into the query."""
+    scan = spark.read.jdbc(jdbc_url(settings), spec.name, properties=jdbc_properties(settings))
+    return scan.select(*spec.written)
 
 
 def replace_rows(
     df: DataFrame,
     settings: DbSettings,
-    table: str,
-    where: Sequence[tuple[str, str, Any]],
+    spec: TableSpec,
+    start: date | None,
+    end: date | None,
+    where: Mapping[str, Any] | None = None,
 ) -> int:
-    """Replace the rows of schema.table matching `where` with `df`'s rows; returns rows written.
+    """Replace the [start, end) window of `spec` (time column; plus `where` equalities) with
+    `df`'s rows, columns conformed to the spec; returns rows written.
 
-    `where` is (column, operator, value) with operator one of =, >=, <=, <, > — the window that
-    `df` covers. df's columns must be target columns.
+    The replace itself is `frames.replace_window_from` (advisory lock, DELETE, INSERT from the
+    staging table), the one the polars assets use through `frames.replace_window`.
     """
-    operators = {"=", ">=", "<=", "<", ">"}
-    if any(op not in operators for _, op, _ in where):
-        raise ValueError(f"operators must be among {sorted(operators)}")
-    schema, name = table.split(".")
-    stage_name = f"_stage_{name}_{uuid.uuid4().hex[:12]}"  # lowercase [a-z0-9_]: no quoting
-    stage = sql.Identifier(schema, stage_name)
-    target = sql.Identifier(schema, name)
-    columns = sql.SQL(", ").join(map(sql.Identifier, df.columns))
-    condition = sql.SQL(" AND ").join(
-        sql.SQL("{} {} %s").format(sql.Identifier(col), sql.SQL(op)) for col, op, _ in where
-    )
+    missing = set(spec.written) - set(df.columns)
+    if missing:
+        raise ValueError(f"{spec.name}: the frame lacks {sorted(missing)}")
+    stage_name = f"_stage_{spec.table_name}_{uuid.uuid4().hex[:12]}"  # lowercase [a-z0-9_]
+    stage = sql.Identifier(spec.schema_name, stage_name)
+    target = sql.Identifier(spec.schema_name, spec.table_name)
     with db.connect(settings, autocommit=True) as conn:
         conn.execute(
             sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(stage, target)
         )
     try:
-        df.write.jdbc(
+        df.select(*spec.written).write.jdbc(
             jdbc_url(settings),
-            f"{schema}.{stage_name}",
+            f"{spec.schema_name}.{stage_name}",
             mode="append",
             properties=jdbc_properties(settings) | {"batchsize": "5000"},
         )
-        with db.connect(settings) as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE {}").format(target, condition),
-                [value for _, _, value in where],
-            )
-            cur = conn.execute(
-                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-                    target, columns, columns, stage
-                )
-            )
-            return cur.rowcount
+        with db.connect(settings) as conn:
+            return frames.replace_window_from(conn, spec, stage, spec.written, start, end, where)
     finally:
         with db.connect(settings, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))

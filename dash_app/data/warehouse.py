@@ -9,7 +9,7 @@ range under `max_candles` calendar buckets, and `time_bucket` aggregates in SQL,
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +21,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
-from stock_assets.lib import indicators, signals
+from stock_assets.lib import indicators, signals, tables
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.settings import DbSettings
 
 STATEMENT_TIMEOUT_MS = 15_000
@@ -36,24 +37,20 @@ BUCKETS: tuple[timedelta, ...] = tuple(
 # bucket lies inside the session; daily/weekly buckets start at exchange-local midnight/Monday.
 SESSION_ORIGIN = "2000-01-03 09:30:00"
 BAR_TABLES = {"bars_1m": "market.bars_1m", "live_bars_1m": "market.live_bars_1m"}
-BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "vwap", "bars")
-BAR_SCHEMA = {
-    "ts": pl.Datetime("us", "UTC"),
-    **{c: pl.Float64 for c in ("open", "high", "low", "close", "volume", "vwap")},
-    "bars": pl.Int64,
+# Column names and types come from the table specs (stock_assets/lib/tables.py); a name that is
+# not a column of its table fails at import.
+BAR_SCHEMA = tables.BARS_1M.schema(["ts", "open", "high", "low", "close", "volume", "vwap"]) | {
+    "bars": pl.Int64  # candles aggregated into the bucket
 }
+BAR_COLUMNS = tuple(BAR_SCHEMA)
 # The chart's overlays and panes: every stored indicator but ATR and OBV.
 INDICATOR_COLUMNS = tuple(c for c in indicators.INDICATOR_COLUMNS if c not in ("atr_14", "obv"))
+INDICATOR_SCHEMA = tables.INDICATORS.schema(["session_date", "close", *INDICATOR_COLUMNS])
 SIGNAL_SCHEMA = {k: v for k, v in signals.SIGNAL_SCHEMA.items() if k != "symbol"}
-ALERT_SCHEMA = {
-    "session_date": pl.Date,
-    "symbol": pl.String,
-    "rule": pl.String,
-    "kind": pl.String,
-    "direction": pl.String,
-    "value": pl.Float64,
-    "message": pl.String,
-}
+ALERT_SCHEMA = tables.ALERTS.schema(
+    ["session_date", "symbol", "rule", "kind", "direction", "value", "message"]
+)
+EQUITY_SCHEMA = tables.EQUITY.schema(["ts", "cash", "positions_value", "equity"])
 # trading.backtests (migration 0006): what the portfolio page shows per strategy x symbol
 BACKTEST_COLUMNS = (
     "strategy",
@@ -69,6 +66,11 @@ BACKTEST_COLUMNS = (
     "last_session",
     "run_at",
 )
+tables.BACKTESTS.schema(BACKTEST_COLUMNS)  # every name is a column
+
+
+def _columns(names: Iterable[str]) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
 def pick_bucket(
@@ -119,7 +121,7 @@ class Warehouse:
     """Read-only queries against the warehouse through a small connection pool."""
 
     def __init__(
-        self, settings: DbSettings, *, exchange_tz: str = "America/New_York", open_pool: bool = True
+        self, settings: DbSettings, *, exchange_tz: str = TIMEZONE, open_pool: bool = True
     ) -> None:
         self.settings = settings
         self.exchange_tz = exchange_tz
@@ -229,31 +231,28 @@ class Warehouse:
     def indicators(self, symbol: str, start: date, end: date) -> pl.DataFrame:
         """analytics.indicators (daily) of `symbol` for sessions in [start, end]."""
         query = sql.SQL(
-            "SELECT session_date, close, {cols} FROM analytics.indicators"
+            "SELECT {cols} FROM analytics.indicators"
             " WHERE symbol = %s AND session_date BETWEEN %s AND %s ORDER BY session_date"
-        ).format(cols=sql.SQL(", ").join(map(sql.Identifier, INDICATOR_COLUMNS)))
-        schema = {"session_date": pl.Date, "close": pl.Float64}
-        schema |= {c: pl.Float64 for c in INDICATOR_COLUMNS}
-        return _frame(self._rows(query, (symbol, start, end)), schema)
+        ).format(cols=_columns(INDICATOR_SCHEMA))
+        return _frame(self._rows(query, (symbol, start, end)), INDICATOR_SCHEMA)
 
     def signals(self, symbol: str, start: date, end: date) -> pl.DataFrame:
         """analytics.signals of `symbol` for sessions in [start, end], with their reasons."""
-        rows = self._rows(
-            "SELECT session_date, strategy, side, strength, price, reason FROM analytics.signals"
+        query = sql.SQL(
+            "SELECT {cols} FROM analytics.signals"
             " WHERE symbol = %s AND session_date BETWEEN %s AND %s"
-            " ORDER BY session_date, strategy",
-            (symbol, start, end),
-        )
+            " ORDER BY session_date, strategy"
+        ).format(cols=_columns(SIGNAL_SCHEMA))
+        rows = self._rows(query, (symbol, start, end))
         return _frame(rows, SIGNAL_SCHEMA)
 
     def alerts(self, symbol: str, start: date, end: date, limit: int = 200) -> pl.DataFrame:
         """analytics.alerts of `symbol` for sessions in [start, end], newest first."""
-        rows = self._rows(
-            "SELECT session_date, symbol, rule, kind, direction, value, message"
-            " FROM analytics.alerts WHERE symbol = %s AND session_date BETWEEN %s AND %s"
-            " ORDER BY session_date DESC, rule LIMIT %s",
-            (symbol, start, end, limit),
-        )
+        query = sql.SQL(
+            "SELECT {cols} FROM analytics.alerts WHERE symbol = %s"
+            " AND session_date BETWEEN %s AND %s ORDER BY session_date DESC, rule LIMIT %s"
+        ).format(cols=_columns(ALERT_SCHEMA))
+        rows = self._rows(query, (symbol, start, end, limit))
         return _frame(rows, ALERT_SCHEMA)
 
     # --- portfolio ----------------------------------------------------------------------------
@@ -262,15 +261,10 @@ class Warehouse:
         return [r[0] for r in self._rows("SELECT account_id FROM trading.accounts ORDER BY 1")]
 
     def equity(self, account_id: str) -> pl.DataFrame:
-        rows = self._rows(
-            "SELECT ts, cash, positions_value, equity FROM trading.equity"
-            " WHERE account_id = %s ORDER BY ts",
-            (account_id,),
-        )
-        schema = {"ts": pl.Datetime("us", "UTC")} | {
-            c: pl.Float64 for c in ("cash", "positions_value", "equity")
-        }
-        return _frame(rows, schema)
+        query = sql.SQL(
+            "SELECT {cols} FROM trading.equity WHERE account_id = %s ORDER BY ts"
+        ).format(cols=_columns(EQUITY_SCHEMA))
+        return _frame(self._rows(query, (account_id,)), EQUITY_SCHEMA)
 
     def positions(self, account_id: str) -> list[dict[str, Any]]:
         return self._dicts(
@@ -293,7 +287,7 @@ class Warehouse:
         query = sql.SQL(
             "SELECT DISTINCT ON (strategy, symbol) {cols} FROM trading.backtests"
             " ORDER BY strategy, symbol, run_at DESC LIMIT %s"
-        ).format(cols=sql.SQL(", ").join(map(sql.Identifier, BACKTEST_COLUMNS)))
+        ).format(cols=_columns(BACKTEST_COLUMNS))
         return self._dicts(query, (limit,))
 
     def _dicts(self, query: sql.Composable | str, params: Sequence[Any] = ()) -> list[dict]:
@@ -324,7 +318,7 @@ def bars_query(
     end: datetime,
     bucket: timedelta,
     table: str = "bars_1m",
-    exchange_tz: str = "America/New_York",
+    exchange_tz: str = TIMEZONE,
 ) -> tuple[sql.Composable, dict[str, Any]]:
     """The SQL (and its parameters) for `Warehouse.bars`; 1-minute buckets read rows as they are."""
     params: dict[str, Any] = {"symbol": symbol, "start": start, "end": end}

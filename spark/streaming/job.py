@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
@@ -18,7 +19,7 @@ from spark import transforms as T
 from spark.streaming.checkpoint import CheckpointOffsets
 from spark.streaming.progress import ProgressLogger
 from spark.streaming.settings import StreamingSettings
-from stock_assets.lib import db
+from stock_assets.lib import db, tables
 from stock_assets.lib.marketdata import from_ts_us
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.topics import DEAD_LETTER, TICKS, topic_name
@@ -42,16 +43,23 @@ class BatchAudit:
     last_late_ts: datetime | None
 
 
-UPSERT_BARS = """
-INSERT INTO market.live_bars_1m AS b
-    (symbol, ts, open, high, low, close, volume, vwap, trade_count, updated_at)
-SELECT symbol, ts, open, high, low, close, volume, vwap, trade_count, clock_timestamp()
-FROM live_bars_stage
-ON CONFLICT (symbol, ts) DO UPDATE SET
-    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-    volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, trade_count = EXCLUDED.trade_count,
-    updated_at = EXCLUDED.updated_at
-"""
+LIVE = tables.LIVE_BARS_1M
+_VALUES = [c for c in LIVE.written if c not in LIVE.primary_key]
+UPSERT_BARS = sql.SQL(
+    "INSERT INTO {table} AS b ({cols}, updated_at) SELECT {cols}, clock_timestamp()"
+    " FROM live_bars_stage ON CONFLICT ({key}) DO UPDATE SET {sets},"
+    " updated_at = EXCLUDED.updated_at"
+).format(
+    table=sql.Identifier(LIVE.schema_name, LIVE.table_name),
+    cols=sql.SQL(", ").join(map(sql.Identifier, LIVE.written)),
+    key=sql.SQL(", ").join(map(sql.Identifier, LIVE.primary_key)),
+    sets=sql.SQL(", ").join(
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in _VALUES
+    ),
+)
+COPY_STAGE = sql.SQL("COPY live_bars_stage ({}) FROM STDIN").format(
+    sql.SQL(", ").join(map(sql.Identifier, LIVE.written))
+)
 
 UPSERT_BATCH = """
 INSERT INTO market.live_bars_batches
@@ -182,11 +190,7 @@ class LiveBarsJob:
             "CREATE TEMP TABLE live_bars_stage (LIKE market.live_bars_1m INCLUDING DEFAULTS)"
             " ON COMMIT DROP"
         )
-        copy_sql = (
-            "COPY live_bars_stage (symbol, ts, open, high, low, close, volume, vwap, trade_count)"
-            " FROM STDIN"
-        )
-        with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+        with conn.cursor() as cur, cur.copy(COPY_STAGE) as copy:
             for r in rows:
                 copy.write_row((r["symbol"], from_ts_us(r["ts_us"]), *r[2:]))
         conn.execute(UPSERT_BARS)

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-DAILY_COLUMNS = (
-    "symbol",
-    "session_date",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "vwap",
-    "return_1d",
-    "realized_vol",
-    "trade_count",
-)
+from stock_assets.lib import tables
+
+DAILY_COLUMNS = tables.BARS_DAILY.names
 
 
 def daily_bars(bars: pl.DataFrame) -> pl.DataFrame:

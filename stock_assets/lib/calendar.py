@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import exchange_calendars as xc
 
 EXCHANGE = "XNYS"
-TIMEZONE = "America/New_York"
+TIMEZONE = "America/New_York"  # the exchange time zone: every other module imports this one
 # exchange-calendars builds a calendar for the last 20 years by default; the bundled history
 # (bokeh_sampledata) starts in 2000, so the calendar has to be asked for an explicit start.
 CALENDAR_START = date(1999, 1, 4)

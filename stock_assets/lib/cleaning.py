@@ -22,19 +22,11 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from stock_assets.lib import splits as splits_lib
+from stock_assets.lib import tables
 from stock_assets.lib.calendar import TIMEZONE
 
-TICK_SCHEMA = {
-    "ts": pl.Datetime("us", "UTC"),
-    "symbol": pl.String,
-    "price": pl.Float64,
-    "size": pl.Float64,
-    "source": pl.String,
-    "seq": pl.Int64,
-    "kafka_partition": pl.Int32,
-    "kafka_offset": pl.Int64,
-}
-BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume", "vwap", "trade_count")
+TICK_SCHEMA = tables.RAW_TICKS.schema()  # what the loader writes (no ingested_at)
+BAR_COLUMNS = tables.BARS_1M.names
 
 
 @dataclass(frozen=True)

@@ -17,26 +17,13 @@ from typing import Protocol
 import numpy as np
 import polars as pl
 
+from stock_assets.lib import tables
 from stock_assets.lib.trading import strategies
 
+# A stored row (analytics.signals): the signal and the parameters that produced it (in the key).
+SIGNAL_ROW_SCHEMA = tables.SIGNALS.schema()
 # The columns the dashboard and search show for a signal (they select these by name).
-SIGNAL_SCHEMA = {
-    "symbol": pl.String,
-    "session_date": pl.Date,
-    "strategy": pl.String,
-    "side": pl.String,
-    "strength": pl.Float64,
-    "price": pl.Float64,
-    "reason": pl.String,
-}
-# A stored row: the above plus the parameters that produced it (part of the key).
-SIGNAL_ROW_SCHEMA = {
-    "symbol": pl.String,
-    "session_date": pl.Date,
-    "strategy": pl.String,
-    "params": pl.String,
-    **{k: v for k, v in SIGNAL_SCHEMA.items() if k not in ("symbol", "session_date", "strategy")},
-}
+SIGNAL_SCHEMA = {k: v for k, v in SIGNAL_ROW_SCHEMA.items() if k != "params"}
 SIGNAL_COLUMNS = tuple(SIGNAL_ROW_SCHEMA)
 SIGNAL_KEY = ("symbol", "session_date", "strategy", "params")
 

@@ -48,8 +48,10 @@ def reference_splits() -> list[Split]:
     """Splits in the bundled real history (bokeh_sampledata, Quandl WIKI, 2000-2013)."""
     from bokeh_sampledata import stocks
 
+    from stock_assets.lib.sources.replay import DAILY_SYMBOLS  # the dataset's symbols
+
     found: list[Split] = []
-    for symbol in ("AAPL", "FB", "GOOG", "IBM", "MSFT"):
+    for symbol in DAILY_SYMBOLS:
         data = getattr(stocks, symbol)
         dates = [date.fromisoformat(d) for d in data["date"]]
         found += derive_splits(symbol, dates, data["close"], data["adj_close"])

@@ -38,8 +38,10 @@ import msgspec
 import polars as pl
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
+from stock_assets.lib import tables
 from stock_assets.lib.frames import CSV_DATETIME
 from stock_assets.lib.marketdata import (
     CONTRACT,
@@ -59,19 +61,10 @@ from stock_assets.lib.marketdata import (
 
 log = logging.getLogger(__name__)
 
-RAW_TICK_COLUMNS = (
-    "ts",
-    "symbol",
-    "price",
-    "size",
-    "source",
-    "seq",
-    "kafka_partition",
-    "kafka_offset",
-)
-COPY_RAW_TICKS = (
-    "COPY market.raw_ticks (ts, symbol, price, size, source, seq, kafka_partition, kafka_offset)"
-    " FROM STDIN (FORMAT csv)"
+RAW_TICK_COLUMNS = tables.RAW_TICKS.written
+COPY_RAW_TICKS = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+    sql.Identifier(tables.RAW_TICKS.schema_name, tables.RAW_TICKS.table_name),
+    sql.SQL(", ").join(map(sql.Identifier, RAW_TICK_COLUMNS)),
 )
 CONSUME_BATCH = 20_000  # messages per consume batch once the load is under way
 FIRST_BATCH = 1_000  # the first batch, so the COPY starts early; then doubling to CONSUME_BATCH
@@ -819,14 +812,3 @@ def ledger_mismatches(
         if ledger is None or rows is None or ledger[0] != rows[0]:
             bad.append(f"{r.partition}:{r.start}-{r.end} ledger={ledger} rows={rows}")
     return bad
-
-
-def date_spans(dates: Sequence[date], max_gap_days: int = 7) -> list[tuple[date, date]]:
-    """Sorted dates as inclusive spans, bridging gaps up to `max_gap_days` (weekends, holidays)."""
-    spans: list[tuple[date, date]] = []
-    for d in sorted(dates):
-        if spans and (d - spans[-1][1]).days <= max_gap_days:
-            spans[-1] = (spans[-1][0], d)
-        else:
-            spans.append((d, d))
-    return spans

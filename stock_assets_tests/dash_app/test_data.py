@@ -15,6 +15,7 @@ from dash_app.data.progress import pipeline_progress
 from dash_app.data.warehouse import Warehouse, bars_query, pick_bucket
 from dash_app.ranges import day_bounds
 from stock_assets.lib import db
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets_tests.dash_app.conftest import (
     ACCOUNT,
@@ -28,7 +29,7 @@ from stock_assets_tests.dash_app.conftest import (
     YEAR_SYMBOL,
 )
 
-TZ = "America/New_York"
+TZ = TIMEZONE
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 

@@ -23,8 +23,9 @@ from dash_app.ranges import (
     zoom_range,
 )
 from stock_assets.lib import progress
+from stock_assets.lib.calendar import TIMEZONE
 
-TZ = "America/New_York"
+TZ = TIMEZONE
 
 
 def make_bars(n: int, bucket: timedelta, start: datetime | None = None) -> Bars:

@@ -13,13 +13,13 @@ import psycopg
 import pytest
 
 from dash_app.pages import forecast as forecast_page
-from stock_assets.lib import db, frames, indicators
+from stock_assets.lib import db, indicators
 from stock_assets.lib.forecast import evaluate, models, store
 from stock_assets.lib.forecast.features import build_features
 from stock_assets.lib.settings import DbSettings
 from stock_assets.lib.trading.backtest import BacktestConfig
 from stock_assets_tests.conftest import private_database
-from stock_assets_tests.lib.trading.data import real_daily_bars
+from stock_assets_tests.lib.trading.data import insert_daily_bars, real_daily_bars
 
 SYMBOL = "IBM"
 CFG = evaluate.WalkForwardConfig(
@@ -41,14 +41,7 @@ def page_db(base_db_settings: DbSettings) -> Iterator[tuple[DbSettings, pl.DataF
     table = evaluate.metrics(preds, bars)
     with private_database(base_db_settings) as settings:
         with db.connect(settings) as conn, conn.transaction():
-            frames.copy_frame(
-                conn,
-                "market.bars_daily",
-                bars.select(
-                    "symbol", "session_date", "open", "high", "low", "close", "volume",
-                    pl.lit(0, dtype=pl.Int32).alias("trade_count"),
-                ),
-            )  # fmt: skip
+            insert_daily_bars(conn, bars)
             store.replace_walk_forward(conn, store.long_predictions(preds, "walk_forward", {}))
             store.replace_evaluation(conn, table, {1: "forecast-lgbm-h1/1"})
         yield settings, table

@@ -23,11 +23,11 @@ import talib
 from stock_assets.defs.analytics.assets import indicators_asset, signals_asset
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.trading.resources import TradingConfigResource
-from stock_assets.lib import db, frames, signals
+from stock_assets.lib import db, signals
 from stock_assets.lib.settings import DbSettings
 from stock_assets.lib.trading.config import TradingSettings
 from stock_assets_tests.conftest import private_database
-from stock_assets_tests.lib.trading.data import real_daily_bars
+from stock_assets_tests.lib.trading.data import insert_daily_bars, real_daily_bars
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -59,18 +59,8 @@ FULL = ("2000-03-01", "2013-03-01")
 @pytest.fixture(scope="module")
 def warehouse() -> Iterator[DbSettings]:
     with private_database(DbSettings.load()) as settings:
-        bars = real_daily_bars().select(
-            "symbol",
-            "session_date",
-            "open",
-            "high",
-            "low",
-            "close",
-            "volume",
-            pl.lit(1, dtype=pl.Int32).alias("trade_count"),
-        )
         with db.connect(settings) as conn, conn.transaction():
-            frames.copy_frame(conn, "market.bars_daily", bars)
+            insert_daily_bars(conn, real_daily_bars(), trade_count=1)
         yield settings
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from stock_assets.definitions import defs
+from stock_assets.lib.calendar import TIMEZONE
 
 
 def test_assets_and_groups() -> None:
@@ -86,7 +87,7 @@ def test_jobs_sensors_schedules() -> None:
     eod = schedules["market_end_of_day"]
     assert isinstance(eod, dg.ScheduleDefinition)
     assert eod.cron_schedule == "30 17 * * 1-5"
-    assert eod.execution_timezone == "America/New_York"
+    assert eod.execution_timezone == TIMEZONE
 
 
 def test_partitions_and_backfill_policy() -> None:
@@ -95,7 +96,7 @@ def test_partitions_and_backfill_policy() -> None:
         node = graph.get(dg.AssetKey(key.split("/")))
         pdef = node.partitions_def
         assert isinstance(pdef, dg.DailyPartitionsDefinition)
-        assert pdef.timezone == "America/New_York"
+        assert pdef.timezone == TIMEZONE
         assert pdef.get_first_partition_key() == "2000-03-01"
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
 

@@ -24,6 +24,7 @@ from stock_assets.defs.market.jobs import market_end_of_day
 from stock_assets.defs.market.sensors import RANGE_END_TAG, RANGE_START_TAG, sessions_after_ingest
 from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import calendar, db, marketdata
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.sources import replay
 from stock_assets_tests.defs.conftest import produce
@@ -119,7 +120,7 @@ def graph(
 def replay_tz():  # type: ignore[no-untyped-def]
     from zoneinfo import ZoneInfo
 
-    return ZoneInfo("America/New_York")
+    return ZoneInfo(TIMEZONE)
 
 
 def frame(settings: DbSettings, query: str) -> pl.DataFrame:

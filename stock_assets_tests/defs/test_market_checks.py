@@ -14,13 +14,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from stock_assets.defs.kernel import session_partitions
 from stock_assets.defs.market.assets import bars_1m, bars_daily
 from stock_assets.defs.market.checks import (
     bars_1m_reconcile_raw_ticks,
     bars_daily_consistent,
     market_checks,
 )
-from stock_assets.defs.market.partitions import session_partitions
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.lib import cleaning, db, frames
 from stock_assets.lib.settings import DbSettings

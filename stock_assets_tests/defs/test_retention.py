@@ -9,6 +9,7 @@ import psycopg
 
 from stock_assets.defs.market.assets import bars_1m
 from stock_assets.lib import db
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.settings import DbSettings
 
 # NYSE sessions more than a raw_ticks chunk (30 days) apart
@@ -33,8 +34,8 @@ def _insert_ticks(conn: psycopg.Connection, day: str, offset0: int) -> None:
 def _bars(conn: psycopg.Connection, day: str) -> list[tuple]:
     return conn.execute(
         "SELECT ts, open, high, low, close, volume FROM market.bars_1m"
-        " WHERE (ts AT TIME ZONE 'America/New_York')::date = %s::date ORDER BY ts",
-        (day,),
+        " WHERE (ts AT TIME ZONE %s)::date = %s::date ORDER BY ts",
+        (TIMEZONE, day),
     ).fetchall()
 
 

@@ -23,18 +23,15 @@ from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
 
 from stock_assets.defs import ingest
-from stock_assets.defs.ingest.assets import (
-    PARTITION_SPANS,
-    RAW_TICKS,
-    TRANSIENT_RETRY_POLICY,
-    raw_ticks,
-)
+from stock_assets.defs.ingest.assets import PARTITION_SPANS, TRANSIENT_RETRY_POLICY, raw_ticks
 from stock_assets.defs.ingest.sensors import kafka_ticks_sensor
+from stock_assets.defs.kernel import RAW_TICKS
 from stock_assets.defs.market.jobs import sessions_job
 from stock_assets.defs.market.sensors import RANGE_END_TAG, RANGE_START_TAG, sessions_after_ingest
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.runs import SERIAL_TAG
 from stock_assets.lib import db, kafka_admin, marketdata
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.errors import TransientError, WarehouseUnavailable
 from stock_assets.lib.settings import ConfigError, DbSettings, KafkaSettings
 from stock_assets.lib.topics import TICKS, topic_name
@@ -42,7 +39,7 @@ from stock_assets_tests.defs.conftest import add_run_in_flight, produce
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ("AAPL", "MSFT", "IBM", "GOOG", "FB", "NVDA", "AMZN", "TSLA", "ORCL", "INTC", "AMD")
-SESSION_OPEN = datetime(2026, 8, 3, 9, 30, tzinfo=ZoneInfo("America/New_York"))
+SESSION_OPEN = datetime(2026, 8, 3, 9, 30, tzinfo=ZoneInfo(TIMEZONE))
 HEAVY: tuple[str, ...] = (
     "exchange_calendars",
     "pandas",

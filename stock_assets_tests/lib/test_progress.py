@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from stock_assets.lib import progress
+from stock_assets.lib.calendar import TIMEZONE
 
 NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
 T = datetime(2004, 3, 9, 20, 55, tzinfo=UTC)  # a replayed tick near a 2004 session's close
@@ -36,9 +37,9 @@ def test_replayed_2000_era_data_keeping_pace_has_no_lag(source: str | None) -> N
         progress.PRODUCER: T,
         "raw_ticks": T - timedelta(seconds=20),
         "bars_1m": T - timedelta(minutes=1),
-        "bars_daily": progress.session_end(date(2004, 3, 8), "America/New_York"),
-        "indicators": progress.session_end(date(2004, 3, 8), "America/New_York"),
-        "signals": progress.session_end(date(2004, 3, 8), "America/New_York"),
+        "bars_daily": progress.session_end(date(2004, 3, 8), TIMEZONE),
+        "indicators": progress.session_end(date(2004, 3, 8), TIMEZONE),
+        "signals": progress.session_end(date(2004, 3, 8), TIMEZONE),
     }
     kind, reference, stages = progress.measure_stages(times, source, NOW)
     assert kind == "replay" and reference == T
@@ -91,7 +92,7 @@ def test_nothing_produced_is_not_a_failure() -> None:
 
 
 def test_stage_times_of_daily_and_minute_rows() -> None:
-    tz = "America/New_York"
+    tz = TIMEZONE
     assert progress.stage_time(date(2004, 3, 9), "session", tz) == datetime(
         2004, 3, 9, 21, tzinfo=UTC
     )

@@ -16,6 +16,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, Producer
 
 from stock_assets import cli
 from stock_assets.lib import db, kafka_admin, tick_loader
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.marketdata import decode
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.sources import history
@@ -23,7 +24,7 @@ from stock_assets.lib.topics import DEAD_LETTER, TICKS, topic_name
 from stock_assets_tests.conftest import private_database, private_kafka
 from stock_assets_tests.producer.conftest import high_watermark, read_topic
 
-NY = "America/New_York"
+NY = TIMEZONE
 
 
 @pytest.fixture

@@ -3,37 +3,31 @@
 import dagster as dg
 import polars as pl
 
-from stock_assets.defs.market.assets import BARS_DAILY, END_OF_DAY_FRESHNESS
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import (
+    BARS_DAILY,
+    INDICATORS,
+    SIGNALS,
+    session_asset,
+    window,
+)
+from stock_assets.defs.market.assets import END_OF_DAY_FRESHNESS
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.trading.resources import TradingConfigResource
-from stock_assets.lib import frames, indicators, signals
+from stock_assets.lib import frames, indicators, signals, tables
 from stock_assets.lib.trading import strategies
-
-INDICATORS = dg.AssetKey(["analytics", "indicators"])
-SIGNALS = dg.AssetKey(["analytics", "signals"])
 
 # Indicators and signals of a window are computed from each symbol's whole history up to the
 # window's last day: a value then depends only on the bars up to its day, never on how runs were
 # batched (OBV is a running total from the symbol's first bar; the EMA family's seed is its
 # first bars). Reading the history costs O(universe x history) rows per run: measured in
 # bench/indicators.py.
-DAILY_SCHEMA = {
-    "symbol": pl.String,
-    "session_date": pl.Date,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "volume": pl.Float64,
-}
-CLOSE_SCHEMA = {"symbol": pl.String, "session_date": pl.Date, "close": pl.Float64}
+DAILY_COLUMNS = ("symbol", "session_date", "high", "low", "close", "volume")  # indicator inputs
+CLOSE_COLUMNS = ("symbol", "session_date", "close")  # signal inputs
 
 
-@dg.asset(
+@session_asset(
     key=INDICATORS,
     deps=[BARS_DAILY],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="analytics",
     kinds={"talib", "polars", "timescaledb"},
 )
@@ -43,23 +37,11 @@ def indicators_asset(
     """SMA 20/50, EMA 12/26, RSI 14, MACD 12/26/9, Bollinger 20/2, ATR 14, OBV per symbol."""
     w = window(context)
     with warehouse.connection() as conn:
-        daily = frames.read_frame(
-            conn,
-            "SELECT symbol, session_date, high, low, close, volume FROM market.bars_daily"
-            " WHERE session_date <= %s",
-            (w.last_date,),
-            DAILY_SCHEMA,
-        )
+        daily = frames.read_window(conn, tables.BARS_DAILY, end=w.end, columns=DAILY_COLUMNS)
         result = indicators.compute_indicators(daily).filter(
             pl.col("session_date").is_between(w.first_date, w.last_date)
         )
-        with conn.transaction():
-            frames.lock_table(conn, "analytics.indicators")
-            conn.execute(
-                "DELETE FROM analytics.indicators WHERE session_date BETWEEN %s AND %s",
-                (w.first_date, w.last_date),
-            )
-            frames.copy_frame(conn, "analytics.indicators", result)
+        frames.replace_window(conn, tables.INDICATORS, result, w.start, w.end)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": result.height,
@@ -71,11 +53,9 @@ def indicators_asset(
     )
 
 
-@dg.asset(
+@session_asset(
     key=SIGNALS,
     deps=[BARS_DAILY],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="analytics",
     kinds={"talib", "polars", "timescaledb"},
     freshness_policy=END_OF_DAY_FRESHNESS,
@@ -90,23 +70,13 @@ def signals_asset(
     book = trading_config.book(trading_config.settings())
     symbols = sorted({e.symbol for e in book})
     with warehouse.connection() as conn:
-        closes = frames.read_frame(
-            conn,
-            "SELECT symbol, session_date, close FROM market.bars_daily"
-            " WHERE symbol = ANY(%s) AND session_date <= %s",
-            (symbols, w.last_date),
-            CLOSE_SCHEMA,
+        closes = frames.read_window(
+            conn, tables.BARS_DAILY, end=w.end, symbols=symbols, columns=CLOSE_COLUMNS
         )
         result = signals.generate_signals(closes, book).filter(
             pl.col("session_date").is_between(w.first_date, w.last_date)
         )
-        with conn.transaction():
-            frames.lock_table(conn, "analytics.signals")
-            conn.execute(
-                "DELETE FROM analytics.signals WHERE session_date BETWEEN %s AND %s",
-                (w.first_date, w.last_date),
-            )
-            frames.copy_frame(conn, "analytics.signals", result)
+        frames.replace_window(conn, tables.SIGNALS, result, w.start, w.end)
     by_strategy = result.group_by("strategy", "side").len().sort("strategy", "side")
     return dg.MaterializeResult(
         metadata={

@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from stock_assets.defs.analytics.assets import INDICATORS, SIGNALS
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import INDICATORS, SIGNALS, session_partitions, window
 from stock_assets.defs.resources import WarehouseResource
 
 BAND_TOLERANCE = 1e-9  # TA-Lib's bands can differ from the middle in the last bits

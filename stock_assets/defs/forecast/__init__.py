@@ -3,7 +3,6 @@
 import dagster as dg
 
 from stock_assets.defs.forecast.assets import evaluation, predictions
-from stock_assets.defs.forecast.resources import ForecastConfigResource, MlflowResource
 
 # Evaluates the forecast assets' automation conditions (weekly evaluation, daily predictions).
 forecast_automation = dg.AutomationConditionSensorDefinition(
@@ -16,5 +15,4 @@ forecast_automation = dg.AutomationConditionSensorDefinition(
 defs = dg.Definitions(
     assets=[evaluation, predictions],
     sensors=[forecast_automation],
-    resources={"mlflow": MlflowResource(), "forecast_config": ForecastConfigResource()},
 )

@@ -14,17 +14,21 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from stock_assets.defs.analytics.assets import INDICATORS
 from stock_assets.defs.forecast.resources import ForecastConfigResource, MlflowResource
-from stock_assets.defs.market.assets import BARS_DAILY
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import (
+    BARS_DAILY,
+    EVALUATION,
+    INDICATORS,
+    PREDICTIONS,
+    session_asset,
+    window,
+)
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.lib import frames
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.forecast import evaluate, models, registry, store
 from stock_assets.lib.forecast.features import FEATURE_COLUMNS, build_features, target_column
 
-EVALUATION = dg.AssetKey(["forecast", "evaluation"])
-PREDICTIONS = dg.AssetKey(["forecast", "predictions"])
 BEATS_RANDOM_WALK = "beats_random_walk"
 INTERVAL_CHECK = "interval_contains_forecast"
 # features need 50 sessions of history (SMA 50) plus the indicators' own warm-up
@@ -32,7 +36,7 @@ FEATURE_LOOKBACK = timedelta(days=450)
 
 # Weekly: a walk-forward run refits the model once per fold; new models every week are plenty
 # for a quarterly refit cadence (serving picks the newest version that predates each forecast).
-WEEKLY = dg.AutomationCondition.on_cron("0 6 * * 6", "America/New_York").with_label("weekly")
+WEEKLY = dg.AutomationCondition.on_cron("0 6 * * 6", TIMEZONE).with_label("weekly")
 AFTER_NEW_BARS = (
     dg.AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.assets(EVALUATION))
     & ~dg.AutomationCondition.any_deps_in_progress()
@@ -178,11 +182,9 @@ def _register(
     )
 
 
-@dg.asset(
+@session_asset(
     key=PREDICTIONS,
     deps=[BARS_DAILY, INDICATORS, EVALUATION],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=AFTER_NEW_BARS,
     group_name="forecast",
     kinds={"lightgbm", "mlflow", "timescaledb"},

@@ -12,14 +12,15 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from confluent_kafka import Consumer, KafkaException, Producer
 
+from stock_assets.defs.kernel import RAW_TICKS
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
 from stock_assets.lib import kafka_admin, tick_loader
 from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.errors import BrokerUnavailable, TransientError
 from stock_assets.lib.settings import ConfigError
+from stock_assets.lib.spans import date_spans
 from stock_assets.lib.topics import DEAD_LETTER, TICKS
 
-RAW_TICKS = dg.AssetKey(["market", "raw_ticks"])
 LEDGER_MATCHES_ROWS = "ledger_matches_rows"
 PARTITION_SPANS = "partition_spans"
 
@@ -123,7 +124,7 @@ def raw_ticks(
     }
     span = result.time_range()
     if span is not None:
-        spans = tick_loader.date_spans(result.touched_dates(ZoneInfo(TIMEZONE)))
+        spans = date_spans(result.touched_dates(ZoneInfo(TIMEZONE)), bridge_days=7)
         metadata |= {
             "first_ts": span[0].isoformat(),
             "last_ts": span[1].isoformat(),

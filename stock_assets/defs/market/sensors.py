@@ -20,33 +20,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
 from stock_assets.defs.ingest.assets import PARTITION_SPANS
-from stock_assets.defs.market.assets import RAW_TICKS
+from stock_assets.defs.kernel import RAW_TICKS, START_DATE, session_partitions
 from stock_assets.defs.market.jobs import SESSIONS_JOB, sessions_job
-from stock_assets.defs.market.partitions import START_DATE, session_partitions
 from stock_assets.defs.runs import in_flight
+from stock_assets.lib.spans import DateSpan, merge_spans
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_EVENTS_PER_TICK = 1000
 MAX_BRIDGE_DAYS = 31  # empty days inside one run cost a delete + an empty insert each
-
-DateSpan = tuple[date, date]  # inclusive
-
-
-def merge_spans(spans: list[DateSpan], bridge_days: int = 1) -> list[DateSpan]:
-    """Union of inclusive date spans; spans at most `bridge_days` apart are merged."""
-    merged: list[DateSpan] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1] + timedelta(days=bridge_days):
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def read_cursor(cursor: str | None) -> tuple[int | None, list[DateSpan]]:

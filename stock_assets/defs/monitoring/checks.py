@@ -11,9 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from stock_assets.defs.analytics.assets import INDICATORS, SIGNALS
-from stock_assets.defs.ingest.assets import RAW_TICKS
-from stock_assets.defs.market.assets import BARS_1M, BARS_DAILY
+from stock_assets.defs.kernel import BARS_1M, BARS_DAILY, INDICATORS, RAW_TICKS, SIGNALS
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
 from stock_assets.lib.topics import TICKS
 

@@ -3,6 +3,5 @@
 import dagster as dg
 
 from stock_assets.defs.risk.assets import rolling_beta
-from stock_assets.defs.risk.resources import SparkClusterResource
 
-defs = dg.Definitions(assets=[rolling_beta], resources={"pyspark": SparkClusterResource()})
+defs = dg.Definitions(assets=[rolling_beta])

@@ -4,12 +4,15 @@ from datetime import timedelta
 
 import dagster as dg
 
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import (
+    BARS_DAILY,
+    ROLLING_BETA,
+    session_asset,
+    window,
+)
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.risk.resources import SparkClusterResource
-
-ROLLING_BETA = dg.AssetKey(["analytics", "rolling_beta"])
-BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
+from stock_assets.lib import tables
 
 
 class RollingBetaConfig(dg.Config):
@@ -21,11 +24,9 @@ def lookback(window_days: int) -> timedelta:
     return timedelta(days=window_days * 7 // 5 + 15)
 
 
-@dg.asset(
+@session_asset(
     key=ROLLING_BETA,
     deps=[BARS_DAILY],
-    partitions_def=session_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="risk",
     kinds={"spark", "postgres"},
 )
@@ -46,7 +47,7 @@ def rolling_beta(
     spark = pyspark.spark_session
     since = w.first_date - lookback(config.window_days)
     bars = (
-        spark_warehouse.read_table(spark, settings, "market.bars_daily")
+        spark_warehouse.read_table(spark, settings, tables.BARS_DAILY)
         .where(F.col("session_date").between(since, w.last_date))
         .select("symbol", "session_date", "close")
     )
@@ -57,12 +58,10 @@ def rolling_beta(
     written = spark_warehouse.replace_rows(
         betas,
         settings,
-        "analytics.rolling_beta",
-        [
-            ("session_date", ">=", w.first_date),
-            ("session_date", "<=", w.last_date),
-            ("window_days", "=", config.window_days),
-        ],
+        tables.ROLLING_BETA,
+        w.first_date,
+        w.end.date(),
+        {"window_days": config.window_days},
     )
     returns.unpersist()
     with warehouse.connection() as conn:

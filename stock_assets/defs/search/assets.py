@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import psycopg
 
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import (
+    ALERTS,
+    ALERTS_INDEX,
+    BARS_DAILY,
+    DAILY_BARS_INDEX,
+    SIGNALS,
+    SIGNALS_INDEX,
+    session_asset,
+    window,
+)
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.search.resources import SearchResource
 from stock_assets.lib.search import indexing, templates
@@ -22,12 +31,6 @@ from stock_assets.lib.search.client import SearchUnavailable
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
-SIGNALS = dg.AssetKey(["analytics", "signals"])
-BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
-ALERTS = dg.AssetKey(["analytics", "alerts"])
-SIGNALS_INDEX = dg.AssetKey(["search", "signals_index"])
-DAILY_BARS_INDEX = dg.AssetKey(["search", "daily_bars_index"])
-ALERTS_INDEX = dg.AssetKey(["search", "alerts_index"])
 MATCHES_WAREHOUSE = "matches_warehouse"
 
 Sync = Callable[["Elasticsearch", psycopg.Connection, str, date, date], indexing.IndexReport]
@@ -46,11 +49,9 @@ def index_asset(
 ) -> dg.AssetsDefinition:
     """An asset that syncs one dataset's window from the warehouse into the search engine."""
 
-    @dg.asset(
+    @session_asset(
         key=key,
         deps=[upstream],
-        partitions_def=session_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="search",
         kinds={"elasticsearch", "timescaledb"},
         retry_policy=RETRY_POLICY,

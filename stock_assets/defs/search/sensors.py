@@ -7,23 +7,22 @@ skips (naming the URL) instead of launching runs bound to fail; once it answers,
 are indexed as one ranged run per contiguous span (the assets' single-run backfill policy).
 """
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
-from stock_assets.defs.search.assets import (
+from stock_assets.defs.kernel import (
     ALERTS,
     ALERTS_INDEX,
     BARS_DAILY,
     DAILY_BARS_INDEX,
     SIGNALS,
     SIGNALS_INDEX,
-    alerts_index,
-    daily_bars_index,
-    signals_index,
 )
+from stock_assets.defs.search.assets import alerts_index, daily_bars_index, signals_index
 from stock_assets.defs.search.resources import SearchResource
 from stock_assets.lib.search.client import SearchUnavailable
+from stock_assets.lib.spans import date_spans
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -55,17 +54,6 @@ def stale_partitions(instance: dg.DagsterInstance, index: dg.AssetKey) -> list[d
         for p, storage_id in upstream.items()
         if storage_id > indexed.get(p, -1)
     )
-
-
-def contiguous_spans(days: list[date]) -> list[tuple[date, date]]:
-    """Sorted days grouped into inclusive runs of consecutive days."""
-    spans: list[tuple[date, date]] = []
-    for day in days:
-        if spans and day == spans[-1][1] + timedelta(days=1):
-            spans[-1] = (spans[-1][0], day)
-        else:
-            spans.append((day, day))
-    return spans
 
 
 def span_request(index: dg.AssetKey, start: date, end: date) -> dg.RunRequest:
@@ -102,6 +90,6 @@ def search_catch_up(
     requests = [
         span_request(key, start, end)
         for key, days in stale.items()
-        for start, end in contiguous_spans(days)
+        for start, end in date_spans(days)
     ][:MAX_SPANS_PER_TICK]
     return dg.SensorResult(run_requests=requests)

@@ -4,7 +4,6 @@ import dagster as dg
 
 from stock_assets.defs.trading.assets import alerts, backtests, paper_portfolio
 from stock_assets.defs.trading.orders import orders
-from stock_assets.defs.trading.resources import TradingConfigResource
 
 # Evaluates the trading assets' automation conditions; on by default so `make dev` fills them.
 trading_automation = dg.AutomationConditionSensorDefinition(
@@ -17,5 +16,4 @@ trading_automation = dg.AutomationConditionSensorDefinition(
 defs = dg.Definitions(
     assets=[backtests, paper_portfolio, alerts, orders],
     sensors=[trading_automation],
-    resources={"trading_config": TradingConfigResource()},
 )

@@ -15,20 +15,22 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
-from stock_assets.defs.market.partitions import session_partitions, window
+from stock_assets.defs.kernel import (
+    ALERTS,
+    BACKTESTS,
+    BARS_DAILY,
+    PAPER_PORTFOLIO,
+    SIGNALS,
+    session_asset,
+    window,
+)
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.trading.resources import TradingConfigResource
-from stock_assets.lib import frames
+from stock_assets.lib import frames, tables
 from stock_assets.lib.trading import alerts as alerts_lib
 from stock_assets.lib.trading import store
 from stock_assets.lib.trading.backtest import Bars, backtest_strategy
 from stock_assets.lib.trading.config import BookEntry
-
-BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
-SIGNALS = dg.AssetKey(["analytics", "signals"])
-BACKTESTS = dg.AssetKey(["trading", "backtests"])
-PAPER_PORTFOLIO = dg.AssetKey(["trading", "paper_portfolio"])
-ALERTS = dg.AssetKey(["analytics", "alerts"])
 
 # bars before the watermark seed each symbol's last close (positions are marked at it)
 CLOSE_LOOKBACK = timedelta(days=10)
@@ -185,12 +187,10 @@ def paper_portfolio(
     )
 
 
-@dg.asset(
+@session_asset(
     key=ALERTS,
     deps=[BARS_DAILY],
-    partitions_def=session_partitions,
     automation_condition=AFTER_PARENTS_UPDATE,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="trading",
     kinds={"polars", "timescaledb"},
 )
@@ -206,12 +206,12 @@ def alerts(
     # calendar days that surely hold the sessions the rules look back over (weekends, holidays)
     lookback = timedelta(days=math.ceil(alerts_lib.lookback_sessions(rules) * 1.5) + 10)
     with warehouse.connection() as conn:
-        bars = frames.read_frame(
+        bars = frames.read_window(
             conn,
-            "SELECT symbol, session_date, close FROM market.bars_daily"
-            " WHERE session_date BETWEEN %s AND %s",
-            (w.first_date - lookback, w.last_date),
-            {"symbol": pl.String, "session_date": pl.Date, "close": pl.Float64},
+            tables.BARS_DAILY,
+            w.first_date - lookback,
+            w.end,
+            columns=("symbol", "session_date", "close"),
         )
         events = alerts_lib.evaluate(bars, rules).filter(
             pl.col("session_date").is_between(w.first_date, w.last_date)

@@ -10,18 +10,19 @@ STOCK_BROKER_MODE). alpaca-py is imported only when the Alpaca broker is built.
 
 import dagster as dg
 
+from stock_assets.defs.kernel import BARS_DAILY, ORDERS, SIGNALS
 from stock_assets.defs.resources import WarehouseResource
-from stock_assets.defs.trading.assets import AFTER_PARENTS_UPDATE, BARS_DAILY, SIGNALS
+from stock_assets.defs.trading.assets import AFTER_PARENTS_UPDATE
 from stock_assets.defs.trading.resources import TradingConfigResource
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.settings import ConfigError
 from stock_assets.lib.trading.broker.base import BrokerError
 from stock_assets.lib.trading.broker.config import BrokerEnv
 from stock_assets.lib.trading.broker.runner import make_broker, run_orders
 
-ORDERS = dg.AssetKey(["trading", "orders"])
 RECONCILED = "broker_positions_match_warehouse"
 MARKET_OPEN_TICK = (
-    dg.AutomationCondition.cron_tick_passed("35 9 * * 1-5", "America/New_York")
+    dg.AutomationCondition.cron_tick_passed("35 9 * * 1-5", TIMEZONE)
     & ~dg.AutomationCondition.in_progress()
 ).with_label("market_open_tick")
 # Transient broker/warehouse outages: the step again after ~5, 10, 20 s; a reject is no failure.

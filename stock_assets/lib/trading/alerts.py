@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import SecretStr
 
+from stock_assets.lib import tables
 from stock_assets.lib.trading.config import AlertRule
 
 if TYPE_CHECKING:  # httpx is imported where alerts are sent, not when the code location loads
@@ -31,28 +32,8 @@ if TYPE_CHECKING:  # httpx is imported where alerts are sent, not when the code 
 
 log = logging.getLogger(__name__)
 
-ALERT_COLUMNS = (
-    "alert_id",
-    "symbol",
-    "session_date",
-    "rule",
-    "kind",
-    "direction",
-    "value",
-    "threshold",
-    "message",
-)
-ALERT_SCHEMA = {
-    "alert_id": pl.String,
-    "symbol": pl.String,
-    "session_date": pl.Date,
-    "rule": pl.String,
-    "kind": pl.String,
-    "direction": pl.String,
-    "value": pl.Float64,
-    "threshold": pl.Float64,
-    "message": pl.String,
-}
+ALERT_COLUMNS = tables.ALERTS.written  # an event as analytics.alerts stores it
+ALERT_SCHEMA = tables.ALERTS.schema()
 
 
 def alert_id(rule: AlertRule, symbol: str, session_date: Any, direction: str) -> str:

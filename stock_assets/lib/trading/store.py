@@ -16,40 +16,23 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from stock_assets.lib import calendar, frames
+from stock_assets.lib import calendar, frames, tables
 from stock_assets.lib.trading import paper, strategies
 from stock_assets.lib.trading.alerts import ALERT_COLUMNS
 from stock_assets.lib.trading.backtest import BacktestResult
 from stock_assets.lib.trading.config import BookEntry
 
 NEW_YORK = ZoneInfo(calendar.TIMEZONE)
-BARS_SCHEMA = {
-    "symbol": pl.String,
-    "session_date": pl.Date,
-    "open": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-}
-SIGNAL_SCHEMA = {
-    "symbol": pl.String,
-    "session_date": pl.Date,
-    "strategy": pl.String,
-    "side": pl.String,
-}
+BARS_COLUMNS = ("symbol", "session_date", "open", "high", "low", "close")
+SIGNAL_SCHEMA = tables.SIGNALS.schema(["symbol", "session_date", "strategy", "side"])
 
 
 def read_bars(
     conn: psycopg.Connection, symbols: Sequence[str], since: date | None = None
 ) -> pl.DataFrame:
     """Daily OHLC of `symbols` (from `since` on), sorted by symbol and session."""
-    return frames.read_frame(
-        conn,
-        "SELECT symbol, session_date, open, high, low, close FROM market.bars_daily"
-        " WHERE symbol = ANY(%s) AND session_date >= %s ORDER BY symbol, session_date",
-        (list(symbols), since or date(1900, 1, 1)),
-        BARS_SCHEMA,
-    )
+    bars = frames.read_window(conn, tables.BARS_DAILY, since, None, symbols, columns=BARS_COLUMNS)
+    return bars.sort("symbol", "session_date")
 
 
 def read_signals(
@@ -121,7 +104,8 @@ def save_backtest(
     trades = result.trades.drop("entry_index", "exit_index").with_columns(
         pl.lit(backtest_id, dtype=pl.Int64).alias("backtest_id")
     )
-    frames.copy_frame(conn, "trading.backtest_trades", trades)
+    spec = tables.BACKTEST_TRADES
+    frames.copy_frame(conn, spec.name, spec.conform(trades))
     return backtest_id
 
 
@@ -237,16 +221,10 @@ def save_run(conn: psycopg.Connection, account: paper.PaperAccount, run: paper.P
             (aid, _instant(p.session_date, "close", instants), p.cash, p.positions_value, p.equity)
             for p in run.equity
         ],
-        schema={
-            "account_id": pl.String,
-            "ts": pl.Datetime("us", "UTC"),
-            "cash": pl.Float64,
-            "positions_value": pl.Float64,
-            "equity": pl.Float64,
-        },
+        schema=tables.EQUITY.schema(),
         orient="row",
     )
-    frames.copy_frame(conn, "trading.equity", equity)
+    frames.copy_frame(conn, tables.EQUITY.name, equity)
 
 
 # --- alerts ---------------------------------------------------------------------------------

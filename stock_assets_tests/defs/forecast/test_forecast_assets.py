@@ -21,7 +21,7 @@ from stock_assets.defs.resources import WarehouseResource
 from stock_assets.lib import db, frames, indicators
 from stock_assets.lib.forecast import registry
 from stock_assets.lib.settings import DbSettings
-from stock_assets_tests.lib.trading.data import real_daily_bars
+from stock_assets_tests.lib.trading.data import insert_daily_bars, real_daily_bars
 
 SYMBOLS = ["AAPL", "MSFT"]
 FIRST_END = date(2007, 12, 31)
@@ -41,18 +41,8 @@ def load(settings: DbSettings, daily: pl.DataFrame, first: date, last: date) -> 
     """bars_daily + analytics.indicators of sessions in [first, last] (indicators: all prior)."""
     history = daily.filter(pl.col("session_date") <= last)
     window = pl.col("session_date").is_between(first, last)
-    bars = history.filter(window).select(
-        "symbol",
-        "session_date",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        pl.lit(0, dtype=pl.Int32).alias("trade_count"),
-    )
     with db.connect(settings) as conn, conn.transaction():
-        frames.copy_frame(conn, "market.bars_daily", bars)
+        insert_daily_bars(conn, history.filter(window))
         frames.copy_frame(
             conn, "analytics.indicators", indicators.compute_indicators(history).filter(window)
         )

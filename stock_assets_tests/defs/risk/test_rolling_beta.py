@@ -15,13 +15,16 @@ import pytest
 from bokeh_sampledata import stocks
 from pyspark.sql import SparkSession
 
+from stock_assets.definitions import RESOURCES
+from stock_assets.defs.kernel import ROLLING_BETA
 from stock_assets.defs.market.sensors import RANGE_END_TAG, RANGE_START_TAG
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.risk import defs as risk_defs
 from stock_assets.defs.risk.assets import rolling_beta
 from stock_assets.defs.risk.resources import SparkClusterResource
-from stock_assets.lib import db, frames
+from stock_assets.lib import db
 from stock_assets.lib.settings import DbSettings
+from stock_assets_tests.lib.trading.data import insert_daily_bars
 
 SYMBOLS = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
 WINDOW_DAYS = 40
@@ -48,7 +51,7 @@ def seed_bars_daily(settings: DbSettings) -> pl.DataFrame:
     daily = pl.concat(frames_)
     with db.connect(settings) as conn, conn.transaction():
         conn.execute("DELETE FROM market.bars_daily")
-        frames.copy_frame(conn, "market.bars_daily", daily)
+        insert_daily_bars(conn, daily)
     return daily
 
 
@@ -140,14 +143,12 @@ def test_rolling_beta_on_the_cluster(
 
 
 def test_risk_definitions_load() -> None:
-    merged = dg.Definitions.merge(
-        risk_defs, dg.Definitions(resources={"warehouse": WarehouseResource()})
-    )
+    merged = dg.Definitions.merge(risk_defs, dg.Definitions(resources=RESOURCES))
     merged.get_repository_def()  # resolves: every required resource is bound
     specs = {
         key
         for key in merged.resolve_all_asset_keys()
         if merged.resolve_assets_def(key).is_materializable
     }
-    assert specs == {dg.AssetKey(["analytics", "rolling_beta"])}
-    assert isinstance((risk_defs.resources or {})["pyspark"], SparkClusterResource)
+    assert specs == {ROLLING_BETA}
+    assert isinstance(RESOURCES["pyspark"], SparkClusterResource)

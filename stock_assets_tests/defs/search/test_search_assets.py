@@ -14,22 +14,14 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from stock_assets.defs.analytics.assets import signals_asset
+from stock_assets.defs.kernel import ALERTS_INDEX, DAILY_BARS_INDEX, SIGNALS, SIGNALS_INDEX
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.search import defs as search_defs
-from stock_assets.defs.search.assets import (
-    ALERTS_INDEX,
-    DAILY_BARS_INDEX,
-    SIGNALS,
-    SIGNALS_INDEX,
-    alerts_index,
-    daily_bars_index,
-    signals_index,
-)
+from stock_assets.defs.search.assets import alerts_index, daily_bars_index, signals_index
 from stock_assets.defs.search.resources import SearchResource
 from stock_assets.defs.search.sensors import (
     RANGE_END_TAG,
     RANGE_START_TAG,
-    contiguous_spans,
     search_catch_up,
 )
 from stock_assets.defs.trading.assets import alerts
@@ -37,6 +29,7 @@ from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import db
 from stock_assets.lib.search import indexing, templates
 from stock_assets.lib.settings import DbSettings, SearchSettings
+from stock_assets.lib.spans import date_spans
 from stock_assets_tests.lib.search.data import StoppingProxy
 
 
@@ -96,8 +89,8 @@ def test_definitions_list_the_search_domain() -> None:
         ),
     ],
 )
-def test_contiguous_spans(days: list[date], spans: list[tuple[date, date]]) -> None:
-    assert contiguous_spans(days) == spans
+def test_consecutive_days_make_one_span(days: list[date], spans: list[tuple[date, date]]) -> None:
+    assert date_spans(days) == spans
 
 
 def test_materializing_a_partition_twice_keeps_the_document_count(

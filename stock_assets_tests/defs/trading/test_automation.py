@@ -3,14 +3,16 @@
 import dagster as dg
 
 from stock_assets.definitions import defs
+from stock_assets.defs.kernel import (
+    ALERTS,
+    BACKTESTS,
+    BARS_DAILY,
+    ORDERS,
+    PAPER_PORTFOLIO,
+    PREDICTIONS,
+    SIGNALS,
+)
 
-BARS_DAILY = dg.AssetKey(["market", "bars_daily"])
-SIGNALS = dg.AssetKey(["analytics", "signals"])
-ALERTS = dg.AssetKey(["analytics", "alerts"])
-BACKTESTS = dg.AssetKey(["trading", "backtests"])
-PAPER = dg.AssetKey(["trading", "paper_portfolio"])
-ORDERS = dg.AssetKey(["trading", "orders"])
-PREDICTIONS = dg.AssetKey(["forecast", "predictions"])
 DAYS = ["2004-03-01", "2004-03-02", "2004-03-03"]
 
 
@@ -32,7 +34,7 @@ def test_parent_updates_request_exactly_the_followers() -> None:
         alerts = _result(second, ALERTS).true_subset
         assert set(alerts.expensively_compute_partition_keys()) == set(DAYS)  # old days too
         assert _result(second, BACKTESTS).true_subset.size == 1
-        assert _result(second, PAPER).true_subset.size == 1
+        assert _result(second, PAPER_PORTFOLIO).true_subset.size == 1
         assert _result(second, ORDERS).true_subset.size == 1  # joins the same evaluation
         # the forecast predictions follow new daily bars too, day by day
         predictions = _result(second, PREDICTIONS).true_subset

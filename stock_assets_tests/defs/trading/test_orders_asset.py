@@ -12,8 +12,9 @@ import dagster as dg
 import psycopg
 import pytest
 
+from stock_assets.defs.kernel import ORDERS
 from stock_assets.defs.resources import WarehouseResource
-from stock_assets.defs.trading.orders import ORDERS, RECONCILED, orders
+from stock_assets.defs.trading.orders import RECONCILED, orders
 from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import db
 from stock_assets.lib.settings import DbSettings

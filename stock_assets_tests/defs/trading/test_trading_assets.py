@@ -19,16 +19,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from stock_assets.defs.kernel import ALERTS, BACKTESTS, PAPER_PORTFOLIO
 from stock_assets.defs.resources import WarehouseResource
-from stock_assets.defs.trading.assets import (
-    ALERTS,
-    BACKTESTS,
-    EQUITY_CHECK,
-    PAPER_PORTFOLIO,
-    alerts,
-    backtests,
-    paper_portfolio,
-)
+from stock_assets.defs.trading.assets import EQUITY_CHECK, alerts, backtests, paper_portfolio
 from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import db, frames, signals
 from stock_assets.lib.settings import DbSettings
@@ -36,7 +29,7 @@ from stock_assets.lib.trading import alerts as alerts_lib
 from stock_assets.lib.trading.backtest import Bars, backtest_strategy
 from stock_assets.lib.trading.config import BookEntry, TradingSettings
 from stock_assets.lib.trading.paper import PaperAccount
-from stock_assets_tests.lib.trading.data import real_daily_bars
+from stock_assets_tests.lib.trading.data import insert_daily_bars, real_daily_bars
 from stock_assets_tests.lib.trading.webhook import WebhookServer, webhook_server
 
 SYMBOLS = ["AAPL", "IBM", "MSFT"]
@@ -81,18 +74,8 @@ def load_upstream(settings: DbSettings, daily: pl.DataFrame, first: date, last: 
     history = daily.filter(pl.col("session_date") <= last)
     sigs = signals.generate_signals(history, book())
     window = pl.col("session_date").is_between(first, last)
-    bars = history.filter(window).select(
-        "symbol",
-        "session_date",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        pl.lit(0, dtype=pl.Int32).alias("trade_count"),
-    )
     with db.connect(settings) as conn, conn.transaction():
-        frames.copy_frame(conn, "market.bars_daily", bars)
+        insert_daily_bars(conn, history.filter(window))
         frames.copy_frame(conn, "analytics.signals", sigs.filter(window))
 
 
