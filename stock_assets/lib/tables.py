@@ -367,7 +367,8 @@ ORDER_AUDIT = TableSpec(
     "trading.order_audit",
     _c("audit_id bigint, ts timestamp with time zone", written=False)
     + _c(
-        "source text, decision text, client_order_id text?, symbol text?, reason text, details jsonb"
+        "source text, decision text, client_order_id text?, symbol text?, reason text,"
+        " details jsonb"
     ),
     ("audit_id",),
     "ts",
