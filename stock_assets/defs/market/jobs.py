@@ -26,7 +26,7 @@ sessions_job = dg.define_asset_job(
     SESSIONS_JOB,
     selection=dg.AssetSelection.assets(BARS_1M, BARS_DAILY, INDICATORS, SIGNALS),
     description="Recompute bars_1m, bars_daily, indicators and signals for a range of NY days.",
-    tags={"domain": "market", **serial_job_tags(SESSIONS_JOB, max_runtime_s=3600)},
+    tags={"domain": "market", **serial_job_tags(SESSIONS_JOB, max_runtime_s=3600, lane="sessions")},
     executor_def=dg.in_process_executor,
     op_retry_policy=SESSIONS_RETRY_POLICY,
 )

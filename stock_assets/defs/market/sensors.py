@@ -28,12 +28,17 @@ from stock_assets.defs.ingest.assets import PARTITION_SPANS
 from stock_assets.defs.market.assets import RAW_TICKS
 from stock_assets.defs.market.jobs import SESSIONS_JOB, sessions_job
 from stock_assets.defs.market.partitions import START_DATE, session_partitions
-from stock_assets.defs.runs import in_flight
+from stock_assets.defs.runs import SENSOR_INTERVAL_S, in_flight
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_EVENTS_PER_TICK = 1000
-MAX_BRIDGE_DAYS = 31  # empty days inside one run cost a delete + an empty insert each
+# Touched days at most this far apart go into ONE run. The bundled history has an 11-year hole
+# (2013-03 → 2024-08): bridging it costs one materialization event per empty day and asset, now
+# written in batches (DAGSTER_EVENT_BATCH_SIZE) with one planned event per asset
+# (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS), and the queries are per window, not per day:
+# cheaper than a second run (a process, the import, a sensor interval) before the history is done.
+MAX_BRIDGE_DAYS = 20 * 366
 
 DateSpan = tuple[date, date]  # inclusive
 
@@ -91,7 +96,7 @@ def touched_spans(records: Sequence[dg.EventLogRecord], first: date, last: date)
 
 @dg.sensor(
     job=sessions_job,
-    minimum_interval_seconds=20,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="One market_sessions run over the NY days the new raw_ticks loads touched.",
 )
