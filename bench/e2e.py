@@ -217,8 +217,8 @@ def run_phases(instance: Any, limit: int = 400) -> dict[str, Any]:
             continue
         first: dict[str, float] = {}
         for entry in instance.all_logs(run.run_id, of_type=types):
-            name = entry.dagster_event.event_type_value
-            first.setdefault(name, entry.timestamp)
+            # the enum's name: its stored value is still the legacy PIPELINE_* string
+            first.setdefault(entry.dagster_event.event_type.name, entry.timestamp)
         created = record.create_timestamp.timestamp()
         dequeued = first.get("RUN_DEQUEUED", first.get("RUN_STARTING", created))
         started = first.get("RUN_START")

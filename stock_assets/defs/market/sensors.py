@@ -33,12 +33,12 @@ from stock_assets.defs.runs import SENSOR_INTERVAL_S, in_flight
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_EVENTS_PER_TICK = 1000
-# Touched days at most this far apart go into ONE run. The bundled history has an 11-year hole
-# (2013-03 → 2024-08): bridging it costs one materialization event per empty day and asset, now
-# written in batches (DAGSTER_EVENT_BATCH_SIZE) with one planned event per asset
-# (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS), and the queries are per window, not per day:
-# cheaper than a second run (a process, the import, a sensor interval) before the history is done.
-MAX_BRIDGE_DAYS = 20 * 366
+# Touched days at most this far apart go into ONE run. Not more: creating a ranged run costs time
+# per day in it (dagster's _store_asset_check_evaluation_planned writes one asset_check_executions
+# row per partition and partitioned check, each with the whole serialized event): bridging the
+# history's 11-year hole (2000-2026, ~9,600 days) took 87 s to create, the sensor daemon blocked
+# meanwhile, vs ~30 + ~10 s for the two regions (measured by bench/e2e.py, load 13-17).
+MAX_BRIDGE_DAYS = 31
 
 DateSpan = tuple[date, date]  # inclusive
 
