@@ -30,7 +30,7 @@ from stock_assets.defs.ingest.assets import (
     raw_ticks,
 )
 from stock_assets.defs.ingest.sensors import kafka_ticks_sensor
-from stock_assets.defs.market.jobs import SESSIONS_JOB, sessions_job
+from stock_assets.defs.market.jobs import SESSION_ASSETS, SESSIONS_JOB, sessions_job
 from stock_assets.defs.market.sensors import RANGE_END_TAG, RANGE_START_TAG, sessions_after_ingest
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.runs import LANE_TAG, PRIORITY_TAG, SERIAL_TAG, SettingsRejected
@@ -232,6 +232,27 @@ def test_the_downstream_trigger_folds_loads_and_waits_for_the_run_in_flight() ->
     assert isinstance(sessions_tick(instance, third.cursor), dg.SkipReason)
 
 
+def test_a_long_sessions_range_runs_without_the_freshness_checks() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    materialize_raw_ticks(instance, "2003-03-03..2003-03-05")
+    short = sessions_tick(instance, None)
+    assert isinstance(short, dg.SensorResult)
+    (request,) = short.run_requests or []
+    assert request.asset_check_keys is None  # every check of the job
+    materialize_raw_ticks(instance, "2003-04-01..2003-06-30")
+    long = sessions_tick(instance, short.cursor)
+    assert isinstance(long, dg.SensorResult)
+    (request,) = long.run_requests or []
+    names = {key.name for key in request.asset_check_keys or []}
+    assert "event_time_freshness" not in names
+    assert {
+        "bars_1m_reconcile_raw_ticks",
+        "bars_daily_consistent",
+        "signals_reference_bars",
+    } <= names
+    assert request.asset_selection == SESSION_ASSETS
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -428,6 +449,7 @@ def test_sensor_driven_jobs_run_one_at_a_time_in_process() -> None:
     sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
     lanes["trading_automation"] = sensors["trading_automation"].run_tags  # type: ignore[attr-defined]
     lanes["forecast_automation"] = sensors["forecast_automation"].run_tags  # type: ignore[attr-defined]
+    lanes["alerts_automation"] = sensors["alerts_automation"].run_tags  # type: ignore[attr-defined]
     assert {name: tags[LANE_TAG] for name, tags in lanes.items()} == {
         "ingest_raw_ticks": "ingest",
         "market_sessions": "sessions",
@@ -435,6 +457,7 @@ def test_sensor_driven_jobs_run_one_at_a_time_in_process() -> None:
         "search_index": "aux",
         "warehouse_maintenance": "aux",
         "forecast_automation": "aux",
+        "alerts_automation": "aux",
     }
     priority = {name: int(tags[PRIORITY_TAG]) for name, tags in lanes.items()}
     assert (
