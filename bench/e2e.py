@@ -432,8 +432,8 @@ def measure(
             for stage, value in progress.items():
                 if value.rows:
                     milestones.setdefault(stage, elapsed)
-            missing = stage_progress.history_missing(conn, end.last_session)
-            if history_s is None and not missing:
+            lacking = stage_progress.history_missing(conn, end.last_session)
+            if history_s is None and not lacking:
                 history_s = milestones["history_done"] = elapsed
                 print(f"[+{elapsed:5.0f}s] history complete", flush=True)
             if live_start is None and (history_s is not None or elapsed > args.history_timeout_s):
@@ -458,7 +458,7 @@ def measure(
                     + stage_progress.counts_summary(progress, (*LIVE_STAGES, "backtests", "equity"))
                     + f" runs q={runs['queued']} run={runs['started']} ok={runs['success']}"
                     f" fail={runs['failure']}"
-                    + (f" | history lacks: {', '.join(missing[:6])}" if history_s is None else ""),
+                    + (f" | history lacks: {', '.join(lacking[:6])}" if history_s is None else ""),
                     flush=True,
                 )
             if live_end_at is not None and elapsed >= live_end_at:

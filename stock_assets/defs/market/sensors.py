@@ -33,16 +33,18 @@ from stock_assets.defs.runs import SENSOR_INTERVAL_S, in_flight
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_EVENTS_PER_TICK = 1000
-# Touched days at most this far apart go into ONE run. Not more: creating a ranged run costs time
-# per day in it (dagster's _store_asset_check_evaluation_planned writes one asset_check_executions
-# row per partition and partitioned check, each with the whole serialized event): bridging the
-# history's 11-year hole (2000-2026, ~9,600 days) took 87 s to create, the sensor daemon blocked
-# meanwhile, vs ~30 + ~10 s for the two regions (measured by bench/e2e.py, load 13-17).
-MAX_BRIDGE_DAYS = 31
-# The same per-day cost, ~1.5 KB per day and check: a range longer than this (the 2000-2013 history,
-# 4,750 days: 47,500 rows, ~70 MB, ~50 s to create) runs without the event-time freshness checks
-# (4 of its 10), which measure the pipeline against the producer's newest tick, not the range,
-# and run again with the next (short) live run. The data-quality checks always run.
+# Touched days at most this far apart go into ONE run, the history's 11-year hole (2013-03 ->
+# 2024-08) included. Creating a ranged run costs time per day in it (dagster's
+# _store_asset_check_evaluation_planned writes one asset_check_executions row per partition and
+# partitioned check, with the whole serialized event): bridged, the history's run took 87 s to
+# create, but two regions cost a second sessions run AND a second trading run before the history
+# is done: "history complete" at 340 s bridged vs 577-644 s as two regions (bench/e2e.py, load
+# ~13). Further apart (e.g. a restart after decades) stays separate regions.
+MAX_BRIDGE_DAYS = 20 * 366
+# The same per-day cost, ~1.5 KB per day and check: a range longer than this (the history) runs
+# without the 4 event-time freshness checks of its 10 (2000-2013: 47,500 rows, ~70 MB; creation
+# 57 s -> 34 s measured), which measure the pipeline against the producer's newest tick, not the
+# range, and run again with the next (short) live run. The data-quality checks always run.
 FRESHNESS_MAX_DAYS = 31
 
 DateSpan = tuple[date, date]  # inclusive
