@@ -2,9 +2,10 @@
 
 - Lanes (`LANE_TAG`, dagster.yaml `tag_concurrency_limits`): the stream's critical path,
   `ingest` (raw_ticks) and `sessions` (bars → signals), each has a slot of its own; the trading
-  automation has one (backtests, paper portfolio and alerts feed the Portfolio page); every other
-  job (search indexing, forecasts, maintenance, the Spark risk job) shares ONE `aux` slot. So
-  auxiliary work can never take the slots of the stream, and never more than one at a time.
+  automation has one (backtests and the paper portfolio: the Portfolio page, the end of the
+  history); every other run (search indexing, alerts, forecasts, maintenance) shares ONE `aux`
+  slot. So auxiliary work can never take the slots of the stream, nor more than one at a time.
+  Runs launched by hand from the UI carry no lane.
 - Priorities (`dagster/priority`, read by the QueuedRunCoordinator when it dequeues): ingest
   before sessions before trading before aux.
 - `SERIAL_TAG`: the run queue lets at most one run of each tagged job start at a time; the
