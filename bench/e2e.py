@@ -32,6 +32,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -198,6 +199,51 @@ class DagsterWatch:
         return stage_progress.stage_time(max(self.signals_at), "session", TIMEZONE)
 
 
+RUN_PHASE_EVENTS = ("RUN_ENQUEUED", "RUN_DEQUEUED", "RUN_STARTING", "RUN_START", "STEP_START")
+
+
+def run_phases(instance: Any, limit: int = 400) -> dict[str, Any]:
+    """Where each job's runs spend their time, from the run records and the event log:
+    queued (created → dequeued), launch (dequeued → RUN_START: a process, the code location's
+    import, the instance), to_first_step (RUN_START → first STEP_START), work (first step → end),
+    total (created → end). Medians and maxima per job, in seconds."""
+    import dagster as dg
+
+    types = {getattr(dg.DagsterEventType, name) for name in RUN_PHASE_EVENTS}
+    phases: dict[str, dict[str, list[float]]] = {}
+    for record in instance.get_run_records(limit=limit):
+        run = record.dagster_run
+        if record.end_time is None:
+            continue
+        first: dict[str, float] = {}
+        for entry in instance.all_logs(run.run_id, of_type=types):
+            # the enum's name: its stored value is still the legacy PIPELINE_* string
+            first.setdefault(entry.dagster_event.event_type.name, entry.timestamp)
+        created = record.create_timestamp.timestamp()
+        dequeued = first.get("RUN_DEQUEUED", first.get("RUN_STARTING", created))
+        started = first.get("RUN_START")
+        step = first.get("STEP_START")
+        job = run.tags.get("dagster/sensor_name", run.job_name)
+        out = phases.setdefault(job, {})
+        out.setdefault("queued", []).append(dequeued - created)
+        if started is not None:
+            out.setdefault("launch", []).append(started - dequeued)
+            if step is not None:
+                out.setdefault("to_first_step", []).append(step - started)
+                out.setdefault("work", []).append(record.end_time - step)
+        out.setdefault("total", []).append(record.end_time - created)
+    return {
+        job: {
+            "runs": len(values["total"]),
+            **{
+                k: {"median": round(statistics.median(v), 1), "max": round(max(v), 1)}
+                for k, v in values.items()
+            },
+        }
+        for job, values in sorted(phases.items())
+    }
+
+
 def create_plain_database(base: DbSettings, name: str) -> None:
     with db.connect(base, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
@@ -237,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every-s", type=float, default=5.0, help="progress line period")
     parser.add_argument("--speed", type=float, default=3600.0, help="the dev default")
     args = parser.parse_args(argv)
+    # started in the background by a shell, SIGINT arrives ignored and SIGTERM would end the
+    # process without the cleanup below (process groups, databases, topics): both raise instead
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     run_id = uuid.uuid4().hex[:8]
     base = DbSettings.load()
@@ -382,8 +432,10 @@ def measure(
             for stage, value in progress.items():
                 if value.rows:
                     milestones.setdefault(stage, elapsed)
-            if history_s is None and stage_progress.history_done(conn, end.last_session):
+            lacking = stage_progress.history_missing(conn, end.last_session)
+            if history_s is None and not lacking:
                 history_s = milestones["history_done"] = elapsed
+                print(f"[+{elapsed:5.0f}s] history complete", flush=True)
             if live_start is None and (history_s is not None or elapsed > args.history_timeout_s):
                 live_start = (elapsed, time.time(), kafka_watch.newest_us)
                 at_live_start = {k: v.label() for k, v in progress.items()}
@@ -405,7 +457,8 @@ def measure(
                     f"[+{elapsed:5.0f}s] producer→{producer_at} kafka={kafka_watch.messages:,} "
                     + stage_progress.counts_summary(progress, (*LIVE_STAGES, "backtests", "equity"))
                     + f" runs q={runs['queued']} run={runs['started']} ok={runs['success']}"
-                    f" fail={runs['failure']}",
+                    f" fail={runs['failure']}"
+                    + (f" | history lacks: {', '.join(lacking[:6])}" if history_s is None else ""),
                     flush=True,
                 )
             if live_end_at is not None and elapsed >= live_end_at:
@@ -463,6 +516,7 @@ def measure(
         },
         "max_queued_runs": max_queued,
         "runs": runs,
+        "run_phases_s": run_phases(dagster_watch.instance),
         "at_live_start": at_live_start,
         "final": {s: v.label() for s, v in progress.items()},
         "targets": TARGETS,

@@ -11,6 +11,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import PrivateAttr
 
+from stock_assets.defs.runs import settings_rejected
 from stock_assets.lib import kafka_admin
 from stock_assets.lib.db import connect, connection_error
 from stock_assets.lib.errors import WarehouseUnavailable
@@ -67,15 +68,19 @@ class WarehouseResource(dg.ConfigurableResource):
         """A pooled connection (a direct one outside a run); commits on success.
 
         A server that is down, or goes away mid-transaction, raises WarehouseUnavailable (the run
-        retries); one that rejects the settings raises ConfigError (it does not).
+        retries); one that rejects the settings raises a ConfigError that is also a
+        `dg.Failure(allow_retries=False)` (`runs.SettingsRejected`: the op RetryPolicy skips it).
         """
-        settings = self.settings()
+        try:
+            settings = self.settings()
+        except ConfigError as exc:
+            raise settings_rejected(exc) from exc
         if self._pool is None:
             try:
                 with connect(settings) as conn:
                     yield conn
             except psycopg.OperationalError as exc:
-                raise connection_error(settings, exc) from exc
+                raise _not_retried(connection_error(settings, exc)) from exc
             return
         if self._pool.closed:
             self._pool.open(wait=False)
@@ -85,10 +90,10 @@ class WarehouseResource(dg.ConfigurableResource):
         except PoolTimeout as exc:
             # the pool does not say why it has no connection: one direct attempt names the cause
             self._discard_pool()
-            raise self._diagnose(settings) from exc
+            raise _not_retried(self._diagnose(settings)) from exc
         except psycopg.OperationalError as exc:
             self._discard_pool()
-            raise connection_error(settings, exc) from exc
+            raise _not_retried(connection_error(settings, exc)) from exc
 
     def _discard_pool(self) -> None:
         """Drop a pool after an outage: its background reconnects back off on their own clock
@@ -107,6 +112,10 @@ class WarehouseResource(dg.ConfigurableResource):
             f"warehouse at {settings.describe()}: no pooled connection within "
             f"{settings.connect_timeout_s}s (the server answers again now)"
         )
+
+
+def _not_retried(exc: Exception) -> Exception:
+    return settings_rejected(exc) if isinstance(exc, ConfigError) else exc
 
 
 class KafkaResource(dg.ConfigurableResource):

@@ -1,22 +1,46 @@
-"""How the sensor-driven jobs run: one in flight per job, in one process, bounded in time.
+"""How runs share 2 cores: lanes, priorities, one in flight per job, bounded in time.
 
-- `SERIAL_TAG`: the run queue (dagster.yaml `tag_concurrency_limits`, one run per unique value)
-  lets at most one run of each tagged job start at a time; the sensors additionally request
-  nothing while one is queued or in flight (`in_flight`), so work never queues behind itself and
-  the next run takes everything pending at its launch.
+- Lanes (`LANE_TAG`, dagster.yaml `tag_concurrency_limits`): the stream's critical path,
+  `ingest` (raw_ticks) and `sessions` (bars → signals), each has a slot of its own; the trading
+  automation has one (backtests and the paper portfolio: the Portfolio page, the end of the
+  history); every other run (search indexing, alerts, forecasts, maintenance) shares ONE `aux`
+  slot. So auxiliary work can never take the slots of the stream, nor more than one at a time.
+  Runs launched by hand from the UI carry no lane.
+- Priorities (`dagster/priority`, read by the QueuedRunCoordinator when it dequeues): ingest
+  before sessions before trading before aux.
+- `SERIAL_TAG`: the run queue lets at most one run of each tagged job start at a time; the
+  sensors additionally request nothing while one is queued or in flight (`in_flight`), so work
+  never queues behind itself and the next run takes everything pending at its launch.
 - `in_process_executor`: a run executes its steps in the run worker itself, not one subprocess
   per step (each would import the code location again: ~2-5 s and ~250 MB each on 2 cores).
 - `dagster/max_runtime`: DefaultRunLauncher cannot check a run worker's health, so a worker
   killed with SIGKILL would stay STARTED and block its sensor forever; run monitoring fails a run
   that exceeds this, and the ledger makes its range pending again.
+- `SettingsRejected`: a ConfigError raised inside a run is a `dg.Failure(allow_retries=False)`:
+  an op RetryPolicy retries every other exception, but retrying cannot fix a wrong setting.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import dagster as dg
 
+from stock_assets.lib.settings import ConfigError
+
 SERIAL_TAG = "stock/serial"
+LANE_TAG = "stock/lane"
+PRIORITY_TAG = "dagster/priority"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
+# The stream's sensors (Kafka → ingest, ingest → sessions): the sensor daemon's own loop is 5 s
+# (dagster/_daemon/sensor.py MIN_INTERVAL_LOOP_TIME); an evaluation that finds a run in flight
+# is one run-storage query, so checking as often as the daemon loops costs little and starts the
+# next run as soon as the previous one ends.
+SENSOR_INTERVAL_S = 5
+
+Lane = Literal["ingest", "sessions", "trading", "aux"]
+# higher is dequeued first (QueuedRunCoordinator); the stream's critical path first
+PRIORITY: dict[Lane, int] = {"ingest": 30, "sessions": 20, "trading": 10, "aux": 0}
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -27,9 +51,15 @@ IN_FLIGHT = [
 ]
 
 
-def serial_job_tags(job_name: str, max_runtime_s: int) -> dict[str, str]:
-    """Tags of a job that runs at most once at a time (see dagster.yaml) and is time-bounded."""
-    return {SERIAL_TAG: job_name, MAX_RUNTIME_TAG: str(max_runtime_s)}
+def lane_tags(lane: Lane) -> dict[str, str]:
+    """Tags putting a run in `lane` (its slot in dagster.yaml) with the lane's priority."""
+    return {LANE_TAG: lane, PRIORITY_TAG: str(PRIORITY[lane])}
+
+
+def serial_job_tags(job_name: str, max_runtime_s: int, lane: Lane) -> dict[str, str]:
+    """Tags of a job that runs at most once at a time (see dagster.yaml), in `lane`, and is
+    time-bounded."""
+    return {SERIAL_TAG: job_name, MAX_RUNTIME_TAG: str(max_runtime_s), **lane_tags(lane)}
 
 
 def in_flight(instance: dg.DagsterInstance, job_name: str) -> list[str]:
@@ -38,3 +68,18 @@ def in_flight(instance: dg.DagsterInstance, job_name: str) -> list[str]:
         dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=5
     )
     return [record.dagster_run.run_id for record in records]
+
+
+class SettingsRejected(ConfigError, dg.Failure):
+    """A ConfigError that Dagster's op RetryPolicy does not retry (`allow_retries=False`)."""
+
+    def __init__(self, exc: ConfigError) -> None:
+        dg.Failure.__init__(
+            self,
+            description=f"not retried, bad input or settings (ConfigError): {exc}",
+            allow_retries=False,
+        )
+
+
+def settings_rejected(exc: ConfigError) -> SettingsRejected:
+    return exc if isinstance(exc, SettingsRejected) else SettingsRejected(exc)

@@ -450,19 +450,34 @@ def counts_summary(counts: Mapping[str, StageCount], stages: Sequence[str] | Non
     return " ".join(f"{s}={counts[s].label()}" for s in stages or tuple(counts))
 
 
-def history_done(conn: Any, last_sessions: Mapping[str, date]) -> bool:
-    """Every history symbol has indicators up to its last history session, signals, and a
-    backtest over its whole history; the paper portfolio has an equity curve."""
+def history_missing(conn: Any, last_sessions: Mapping[str, date]) -> list[str]:
+    """What the history still lacks, one short item per symbol and stage ([] = complete): every
+    history symbol needs indicators up to its last history session, signals, and a backtest over
+    its whole history; the paper portfolio needs an equity curve."""
     reached = conn.execute(
         "SELECT s.symbol,"
         " (SELECT max(session_date) FROM analytics.indicators i WHERE i.symbol = s.symbol),"
         " (SELECT max(last_session) FROM trading.backtests b WHERE b.symbol = s.symbol),"
         " EXISTS (SELECT 1 FROM analytics.signals g WHERE g.symbol = s.symbol)"
-        " FROM unnest(%s::text[]) AS s(symbol)",
+        " FROM unnest(%s::text[]) AS s(symbol) ORDER BY s.symbol",
         (list(last_sessions),),
     ).fetchall()
+    missing = []
+    for symbol, indicators, backtest, has_signals in reached:
+        last = last_sessions[symbol]
+        if indicators is None or indicators < last:
+            missing.append(f"{symbol} indicators→{indicators or '-'}<{last}")
+        if not has_signals:
+            missing.append(f"{symbol} signals")
+        if backtest is None or backtest < last:
+            missing.append(f"{symbol} backtest→{backtest or '-'}<{last}")
     equity = conn.execute("SELECT EXISTS (SELECT 1 FROM trading.equity)").fetchone()
-    return bool(equity and equity[0]) and all(
-        ind is not None and bt is not None and has_signals and min(ind, bt) >= last_sessions[s]
-        for s, ind, bt, has_signals in reached
-    )
+    if not (equity and equity[0]):
+        missing.append("equity")
+    return missing
+
+
+def history_done(conn: Any, last_sessions: Mapping[str, date]) -> bool:
+    """Every history symbol has indicators up to its last history session, signals, and a
+    backtest over its whole history; the paper portfolio has an equity curve."""
+    return not history_missing(conn, last_sessions)

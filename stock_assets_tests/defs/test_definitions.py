@@ -80,6 +80,7 @@ def test_jobs_sensors_schedules() -> None:
         "sessions_after_ingest",
         "search_catch_up",
         "trading_automation",
+        "alerts_automation",
         "forecast_automation",
     }
     schedules = {s.name: s for s in defs.schedules or []}

@@ -22,14 +22,15 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
 
-from stock_assets.defs import ingest
+from stock_assets.defs import analytics, ingest, market
 from stock_assets.defs.ingest.assets import PARTITION_SPANS, TRANSIENT_RETRY_POLICY, raw_ticks
 from stock_assets.defs.ingest.sensors import kafka_ticks_sensor
 from stock_assets.defs.kernel import RAW_TICKS
-from stock_assets.defs.market.jobs import sessions_job
+from stock_assets.defs.market.jobs import SESSION_ASSETS, SESSIONS_JOB, sessions_job
 from stock_assets.defs.market.sensors import RANGE_END_TAG, RANGE_START_TAG, sessions_after_ingest
 from stock_assets.defs.resources import WarehouseResource
-from stock_assets.defs.runs import SERIAL_TAG
+from stock_assets.defs.runs import LANE_TAG, PRIORITY_TAG, SERIAL_TAG, SettingsRejected
+from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import db, kafka_admin, marketdata
 from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.errors import TransientError, WarehouseUnavailable
@@ -229,6 +230,27 @@ def test_the_downstream_trigger_folds_loads_and_waits_for_the_run_in_flight() ->
     assert isinstance(sessions_tick(instance, third.cursor), dg.SkipReason)
 
 
+def test_a_long_sessions_range_runs_without_the_freshness_checks() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    materialize_raw_ticks(instance, "2003-03-03..2003-03-05")
+    short = sessions_tick(instance, None)
+    assert isinstance(short, dg.SensorResult)
+    (request,) = short.run_requests or []
+    assert request.asset_check_keys is None  # every check of the job
+    materialize_raw_ticks(instance, "2003-04-01..2003-06-30")
+    long = sessions_tick(instance, short.cursor)
+    assert isinstance(long, dg.SensorResult)
+    (request,) = long.run_requests or []
+    names = {key.name for key in request.asset_check_keys or []}
+    assert "event_time_freshness" not in names
+    assert {
+        "bars_1m_reconcile_raw_ticks",
+        "bars_daily_consistent",
+        "signals_reference_bars",
+    } <= names
+    assert request.asset_selection == SESSION_ASSETS
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -354,10 +376,47 @@ def test_bad_input_fails_at_once_and_says_so(
     assert "RangeConflict" in str(failure.event_specific_data)
 
 
+def test_bad_settings_fail_the_sessions_run_at_once(
+    resources: dict[str, object], module_db: DbSettings, tmp_path: Path
+) -> None:
+    """market_sessions retries every step failure (job op_retry_policy) except bad settings."""
+    assert sessions_job.op_retry_policy is not None and sessions_job.op_retry_policy.max_retries
+    wrong_password = WarehouseResource(dbname=module_db.dbname, password="not-the-password")
+    bad_trading = tmp_path / "trading.json"
+    bad_trading.write_text("{not json")
+    cases = {
+        "warehouse rejects the password": {**resources, "warehouse": wrong_password},
+        "trading config unreadable": {
+            **resources,
+            "trading_config": TradingConfigResource(path=str(bad_trading)),
+        },
+    }
+    for case, case_resources in cases.items():
+        defs = dg.Definitions.merge(
+            market.defs,
+            analytics.defs,
+            dg.Definitions(resources={"trading_config": TradingConfigResource(), **case_resources}),
+        )
+        run = defs.resolve_job_def(SESSIONS_JOB).execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            partition_key="2026-08-03",
+            raise_on_error=False,
+        )
+        events = run.all_events
+        assert not run.success, case
+        retried = [e for e in events if e.event_type is dg.DagsterEventType.STEP_UP_FOR_RETRY]
+        assert not retried, f"{case}: retried {[e.step_key for e in retried]}"
+        (failure, *_) = [e for e in events if e.event_type is dg.DagsterEventType.STEP_FAILURE]
+        assert "not retried" in str(failure.event_specific_data), case
+        assert "ConfigError" in str(failure.event_specific_data), case
+    # the same error raised outside Dagster is still a ConfigError (callers catch that)
+    assert isinstance(SettingsRejected(ConfigError("x")), ConfigError)
+
+
 def test_sensor_driven_jobs_run_one_at_a_time_in_process() -> None:
     config = yaml.safe_load((REPO / "infra/dagster/dagster.yaml").read_text())
     docker = yaml.safe_load((REPO / "infra/dagster/dagster.docker.yaml").read_text())
-    for key in ("run_coordinator", "run_launcher", "run_monitoring"):
+    for key in ("run_coordinator", "run_launcher", "run_monitoring", "sensors"):
         assert config[key] == docker[key]
     assert "run_retries" not in config  # a retried run would leave a window with none in flight
     with dg.instance_for_test(
@@ -374,6 +433,37 @@ def test_sensor_driven_jobs_run_one_at_a_time_in_process() -> None:
         assert job.tags[SERIAL_TAG] == job.name
         assert int(job.tags["dagster/max_runtime"]) > 0
         assert job.executor_def is dg.in_process_executor
+
+    # lanes: the stream's two jobs have a slot each and are dequeued first; trading and every
+    # auxiliary job are limited to one run at a time each (see dagster.yaml)
+    limits = {
+        (rule["key"], str(rule["value"])): rule["limit"] for rule in queue.tag_concurrency_limits
+    }
+    assert limits[(LANE_TAG, "aux")] == 1 and limits[(LANE_TAG, "trading")] == 1
+    lanes = {
+        name: defs.resolve_job_def(name).tags
+        for name in ("ingest_raw_ticks", "market_sessions", "search_index", "warehouse_maintenance")
+    }
+    sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
+    lanes["trading_automation"] = sensors["trading_automation"].run_tags  # type: ignore[attr-defined]
+    lanes["forecast_automation"] = sensors["forecast_automation"].run_tags  # type: ignore[attr-defined]
+    lanes["alerts_automation"] = sensors["alerts_automation"].run_tags  # type: ignore[attr-defined]
+    assert {name: tags[LANE_TAG] for name, tags in lanes.items()} == {
+        "ingest_raw_ticks": "ingest",
+        "market_sessions": "sessions",
+        "trading_automation": "trading",
+        "search_index": "aux",
+        "warehouse_maintenance": "aux",
+        "forecast_automation": "aux",
+        "alerts_automation": "aux",
+    }
+    priority = {name: int(tags[PRIORITY_TAG]) for name, tags in lanes.items()}
+    assert (
+        priority["ingest_raw_ticks"] > priority["market_sessions"] > priority["trading_automation"]
+    )
+    assert priority["trading_automation"] > priority["search_index"]
+    slots = config["run_coordinator"]["config"]["max_concurrent_runs"]
+    assert slots >= len({tags[LANE_TAG] for tags in lanes.values()})  # a slot for every lane
     assert isinstance(WarehouseUnavailable("x"), TransientError)
 
 

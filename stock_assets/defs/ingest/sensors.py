@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from stock_assets.defs.ingest.assets import OffsetRangeConfig, RawTicksConfig
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
-from stock_assets.defs.runs import in_flight, serial_job_tags
+from stock_assets.defs.runs import SENSOR_INTERVAL_S, in_flight, serial_job_tags
 from stock_assets.lib import ledger
 from stock_assets.lib.errors import TransientError
 from stock_assets.lib.topics import TICKS
@@ -31,7 +31,7 @@ ingest_ticks_job = dg.define_asset_job(
     INGEST_JOB,
     selection=dg.AssetSelection.assets(["market", "raw_ticks"]),
     description="Load explicit offset ranges of the ticks topic into market.raw_ticks.",
-    tags={"domain": "ingest", **serial_job_tags(INGEST_JOB, max_runtime_s=1800)},
+    tags={"domain": "ingest", **serial_job_tags(INGEST_JOB, max_runtime_s=1800, lane="ingest")},
     executor_def=dg.in_process_executor,
 )
 
@@ -54,7 +54,7 @@ def describe(ranges: dict[int, ledger.Span]) -> str:
 
 @dg.sensor(
     job=ingest_ticks_job,
-    minimum_interval_seconds=20,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="One raw_ticks run for the ticks offsets the ledger does not cover (gaps first).",
 )

@@ -13,6 +13,7 @@ from stock_assets.defs.runs import serial_job_tags
 from stock_assets.lib import calendar
 
 SESSIONS_JOB = "market_sessions"
+SESSION_ASSETS = [BARS_1M, BARS_DAILY, INDICATORS, SIGNALS]
 
 # Every step re-computes its window in one transaction (delete + insert), so re-executing a step
 # after a warehouse outage mid-run is safe: the run stays in flight and retries after ~5, 15, 35 s.
@@ -22,9 +23,9 @@ SESSIONS_RETRY_POLICY = dg.RetryPolicy(
 
 sessions_job = dg.define_asset_job(
     SESSIONS_JOB,
-    selection=dg.AssetSelection.assets(BARS_1M, BARS_DAILY, INDICATORS, SIGNALS),
+    selection=dg.AssetSelection.assets(*SESSION_ASSETS),
     description="Recompute bars_1m, bars_daily, indicators and signals for a range of NY days.",
-    tags={"domain": "market", **serial_job_tags(SESSIONS_JOB, max_runtime_s=3600)},
+    tags={"domain": "market", **serial_job_tags(SESSIONS_JOB, max_runtime_s=3600, lane="sessions")},
     executor_def=dg.in_process_executor,
     op_retry_policy=SESSIONS_RETRY_POLICY,
 )

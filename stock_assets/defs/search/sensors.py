@@ -3,8 +3,11 @@
 A partition needs indexing when its upstream (signals, bars_daily, alerts) was materialized after
 the index asset last was — which covers new days, recomputed days, and days whose index run failed
 while the engine was down. The sensor first pings the engine: while it is unreachable the sensor
-skips (naming the URL) instead of launching runs bound to fail; once it answers, the stale days
-are indexed as one ranged run per contiguous span (the assets' single-run backfill policy).
+skips (naming the URL) instead of launching runs bound to fail; once it answers, it requests ONE
+ranged run (the assets' single-run backfill policy): the first region of stale days, over every
+index stale in it (days at most `MAX_BRIDGE_DAYS` apart are one region; re-indexing a day that was
+current is idempotent). Further regions come on later ticks, so the auxiliary lane it shares with
+the forecasts (defs/runs.py) never holds more than one search run.
 """
 
 from datetime import date
@@ -19,6 +22,7 @@ from stock_assets.defs.kernel import (
     SIGNALS,
     SIGNALS_INDEX,
 )
+from stock_assets.defs.runs import lane_tags
 from stock_assets.defs.search.assets import alerts_index, daily_bars_index, signals_index
 from stock_assets.defs.search.resources import SearchResource
 from stock_assets.lib.search.client import SearchUnavailable
@@ -27,7 +31,7 @@ from stock_assets.lib.spans import date_spans
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 CATCH_UP_TAG = "search/catch_up"
-MAX_SPANS_PER_TICK = 20
+MAX_BRIDGE_DAYS = 31  # like the sessions trigger: empty days inside a ranged run cost events
 INDEXED_FROM = {SIGNALS_INDEX: SIGNALS, DAILY_BARS_INDEX: BARS_DAILY, ALERTS_INDEX: ALERTS}
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
@@ -40,7 +44,7 @@ search_index_job = dg.define_asset_job(
     "search_index",
     selection=dg.AssetSelection.assets(signals_index, daily_bars_index, alerts_index),
     description="Sync search indices with the warehouse for a range of NY days.",
-    tags={"domain": "search"},
+    tags={"domain": "search", **lane_tags("aux")},
 )
 
 
@@ -56,14 +60,24 @@ def stale_partitions(instance: dg.DagsterInstance, index: dg.AssetKey) -> list[d
     )
 
 
-def span_request(index: dg.AssetKey, start: date, end: date) -> dg.RunRequest:
-    tags = {CATCH_UP_TAG: index.to_user_string()}
+def span_request(indices: list[dg.AssetKey], start: date, end: date) -> dg.RunRequest:
+    tags = {CATCH_UP_TAG: ",".join(index.to_user_string() for index in indices)}
     if start == end:
-        return dg.RunRequest(asset_selection=[index], partition_key=start.isoformat(), tags=tags)
+        return dg.RunRequest(asset_selection=indices, partition_key=start.isoformat(), tags=tags)
     return dg.RunRequest(
-        asset_selection=[index],
+        asset_selection=indices,
         tags={**tags, RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
     )
+
+
+def catch_up_request(stale: dict[dg.AssetKey, list[date]]) -> dg.RunRequest | None:
+    """One run: the first region of stale days (any index), for the indices stale inside it."""
+    regions = date_spans((d for days in stale.values() for d in days), MAX_BRIDGE_DAYS)
+    if not regions:
+        return None
+    start, end = regions[0]
+    indices = [key for key, days in stale.items() if any(start <= d <= end for d in days)]
+    return span_request(indices, start, end)
 
 
 @dg.sensor(
@@ -87,9 +101,5 @@ def search_catch_up(
         search.client(retries=0).cluster.health()
     except SearchUnavailable as exc:
         return dg.SkipReason(f"engine unavailable, will retry: {exc}")
-    requests = [
-        span_request(key, start, end)
-        for key, days in stale.items()
-        for start, end in date_spans(days)
-    ][:MAX_SPANS_PER_TICK]
-    return dg.SensorResult(run_requests=requests)
+    request = catch_up_request(stale)
+    return dg.SensorResult(run_requests=[request] if request else [])

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from stock_assets.defs.resources import WarehouseResource
+from stock_assets.defs.runs import lane_tags
 from stock_assets.lib import retention
 from stock_assets.lib.calendar import TIMEZONE
 
@@ -18,7 +19,7 @@ def enforce_retention(
     return dropped
 
 
-@dg.job(tags={"domain": "warehouse"})
+@dg.job(tags={"domain": "warehouse", **lane_tags("aux")})
 def warehouse_maintenance() -> None:
     enforce_retention()
 
