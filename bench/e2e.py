@@ -61,7 +61,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "e2e.json"
 PY = str(ROOT / ".venv" / "bin" / "python")
 DAGSTER = str(ROOT / ".venv" / "bin" / "dagster")
-SIGNALS_KEY = ["analytics", "signals"]
 LIVE_STAGES = ("raw_ticks", "bars_1m", "bars_daily", "indicators", "signals", "live_bars_1m")
 TARGETS = {"history_s": 180, "keep_pace_ratio": 0.95, "p95_s": 60, "max_queued_runs": 2}
 
@@ -167,9 +166,11 @@ class DagsterWatch:
     def poll(self) -> dict[str, int]:
         import dagster as dg
 
+        from stock_assets.defs.kernel import SIGNALS
+
         while True:
             result = self.instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey(SIGNALS_KEY)),
+                dg.AssetRecordsFilter(asset_key=SIGNALS),
                 limit=5000,
                 cursor=self.cursor,
                 ascending=True,
