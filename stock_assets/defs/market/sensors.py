@@ -33,14 +33,14 @@ from stock_assets.lib.spans import DateSpan, merge_spans
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_EVENTS_PER_TICK = 1000
-# Touched days at most this far apart go into ONE run, the history's 11-year hole (2013-03 ->
-# 2024-08) included. Creating a ranged run costs time per day in it (dagster's
-# _store_asset_check_evaluation_planned writes one asset_check_executions row per partition and
-# partitioned check, with the whole serialized event): bridged, the history's run took 87 s to
-# create, but two regions cost a second sessions run AND a second trading run before the history
-# is done: "history complete" at 340 s bridged vs 577-644 s as two regions (bench/e2e.py, load
-# ~13). Further apart (e.g. a restart after decades) stays separate regions.
-MAX_BRIDGE_DAYS = 20 * 366
+# Touched days at most this far apart go into ONE run; farther ones (the history's 11-year hole,
+# 2013-03 -> 2024-08) are separate regions. Creating a ranged run costs time per day in it
+# (dagster's _store_asset_check_evaluation_planned writes one asset_check_executions row per
+# partition and partitioned check, with the whole serialized event), so bridging the hole makes
+# the first run slower to create and to finish: "history complete" at 251 s as two regions vs
+# 356 s bridged (bench/e2e.py, 2026-12-03, nothing else running). Under load ~13 the order was
+# reversed (340 s bridged vs 577-644 s split): docs/orchestration.md.
+MAX_BRIDGE_DAYS = 31
 # The same per-day cost, ~1.5 KB per day and check: a range longer than this (the history) runs
 # without the 4 event-time freshness checks of its 10 (2000-2013: 47,500 rows, ~70 MB; creation
 # 57 s -> 34 s measured), which measure the pipeline against the producer's newest tick, not the
