@@ -307,33 +307,35 @@ def drive_and_tally(
 # -- faults while a run copies --------------------------------------------------------------------
 
 
-def copy_active(settings: DbSettings) -> bool:
-    try:
-        with db.connect(
-            DbSettings.load(port=settings.port, dbname="postgres"), autocommit=True
-        ) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
-                " AND query LIKE 'COPY market.raw_ticks%%'",
-                (settings.dbname,),
-            ).fetchone()
-    except Exception:
-        return False
-    return bool(row and row[0])
+COPY_QUERY = r'^COPY "?market"?\."?raw_ticks"? '  # tick_loader.COPY_RAW_TICKS, quoted or not
+COPY_ACTIVE = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state = 'active' AND query ~ %s"
+)
 
 
 def when_copying(
     settings: DbSettings, action: Callable[[], None], timeout_s: float = 120
 ) -> threading.Thread:
-    """A thread that runs `action` once a raw_ticks COPY is in flight in `settings`' database."""
+    """A thread that runs `action` once a raw_ticks COPY is in flight in `settings`' database.
+
+    It watches on one open connection every 5 ms (reconnecting if PostgreSQL is down): a load of
+    the scenarios' ~230k ticks copies for about a second on a quiet machine.
+    """
 
     def watch() -> None:
         deadline = time.monotonic() + timeout_s
+        admin = DbSettings.load(port=settings.port, dbname="postgres")
         while time.monotonic() < deadline:
-            if copy_active(settings):
-                action()
-                return
-            time.sleep(0.02)
+            try:
+                with db.connect(admin, autocommit=True) as conn:
+                    while time.monotonic() < deadline:
+                        row = conn.execute(COPY_ACTIVE, (settings.dbname, COPY_QUERY)).fetchone()
+                        if row and row[0]:
+                            action()
+                            return
+                        time.sleep(0.005)
+            except Exception:
+                time.sleep(0.05)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
@@ -407,7 +409,8 @@ def _kill_during_copy(
     fault: list[float] = []
     t0 = time.monotonic()
     with services.scenario_space(name) as (settings, kafka):
-        ticks = replay_ticks(["AAPL"], 16, minute=True)
+        # ~230k ticks: enough for the COPY to be seen in flight (the load takes ~1 s on a quiet machine)
+        ticks = replay_ticks(["AAPL"], 96, minute=True)
         produced = produce(kafka, ticks)
         orchestrator = Orchestrator(settings, kafka, services.env())
         watchers: list[threading.Thread] = []
