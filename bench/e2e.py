@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -52,7 +51,7 @@ from psycopg import sql
 from stock_assets.cli import DAGSTER_PROCESS_ENV
 from stock_assets.lib import db, kafka_admin, marketdata, migrations, retention
 from stock_assets.lib import progress as stage_progress
-from stock_assets.lib.calendar import TIMEZONE
+from stock_assets.lib.calendar import TIMEZONE, ZONE
 from stock_assets.lib.settings import DbSettings, KafkaSettings, SearchSettings
 from stock_assets.lib.sources import history
 from stock_assets.lib.topics import TICKS, topic_name
@@ -80,7 +79,7 @@ def percentile(values: list[float], q: int) -> float | None:
 
 
 def ny_day(stamp_us: int) -> date:
-    return datetime.fromtimestamp(stamp_us / 1e6, UTC).astimezone(ZoneInfo(TIMEZONE)).date()
+    return datetime.fromtimestamp(stamp_us / 1e6, UTC).astimezone(ZONE).date()
 
 
 @dataclass

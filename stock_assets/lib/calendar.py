@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 EXCHANGE = "XNYS"
 TIMEZONE = "America/New_York"  # the exchange time zone: every other module imports this one
+ZONE = ZoneInfo(TIMEZONE)
 # exchange-calendars builds a calendar for the last 20 years by default; the bundled history
 # (bokeh_sampledata) starts in 2000, so the calendar has to be asked for an explicit start.
 CALENDAR_START = date(1999, 1, 4)

@@ -409,7 +409,7 @@ def _kill_during_copy(
     fault: list[float] = []
     t0 = time.monotonic()
     with services.scenario_space(name) as (settings, kafka):
-        # ~230k ticks: enough for the COPY to be seen in flight (the load takes ~1 s on a quiet machine)
+        # ~230k ticks: the COPY is in flight long enough to be seen (~1 s on a quiet machine)
         ticks = replay_ticks(["AAPL"], 96, minute=True)
         produced = produce(kafka, ticks)
         orchestrator = Orchestrator(settings, kafka, services.env())

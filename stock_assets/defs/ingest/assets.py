@@ -7,15 +7,13 @@ meanwhile. Bad data or settings (a range overlapping a loaded one, a ConfigError
 with `dg.Failure(allow_retries=False)`: retrying cannot fix them.
 """
 
-from zoneinfo import ZoneInfo
-
 import dagster as dg
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from stock_assets.defs.kernel import RAW_TICKS
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
 from stock_assets.lib import kafka_admin, tick_loader
-from stock_assets.lib.calendar import TIMEZONE
+from stock_assets.lib.calendar import ZONE
 from stock_assets.lib.errors import BrokerUnavailable, TransientError
 from stock_assets.lib.settings import ConfigError
 from stock_assets.lib.spans import date_spans
@@ -124,7 +122,7 @@ def raw_ticks(
     }
     span = result.time_range()
     if span is not None:
-        spans = date_spans(result.touched_dates(ZoneInfo(TIMEZONE)), bridge_days=7)
+        spans = date_spans(result.touched_dates(ZONE), bridge_days=7)
         metadata |= {
             "first_ts": span[0].isoformat(),
             "last_ts": span[1].isoformat(),

@@ -4,8 +4,6 @@ Launched by the after-ingest sensor for the days a raw_ticks load touched, and b
 end-of-day schedule after the close.
 """
 
-from zoneinfo import ZoneInfo
-
 import dagster as dg
 
 from stock_assets.defs.kernel import BARS_1M, BARS_DAILY, INDICATORS, SIGNALS
@@ -39,7 +37,7 @@ sessions_job = dg.define_asset_job(
     description="After the close (17:30 New York, weekdays): recompute the day's partition.",
 )
 def market_end_of_day(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    day = context.scheduled_execution_time.astimezone(ZoneInfo(calendar.TIMEZONE)).date()
+    day = context.scheduled_execution_time.astimezone(calendar.ZONE).date()
     if not calendar.is_session(day):
         return dg.SkipReason(f"{day} is not an NYSE session")
     return dg.RunRequest(run_key=f"eod:{day}", partition_key=day.isoformat())

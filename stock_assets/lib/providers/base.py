@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import SecretStr
 
-from stock_assets.lib.calendar import TIMEZONE
+from stock_assets.lib.calendar import ZONE
 from stock_assets.lib.marketdata import Bar, Tick, ts_us
 from stock_assets.lib.providers.ratelimit import (
     Clock,
@@ -35,7 +35,7 @@ from stock_assets.lib.providers.ratelimit import (
 
 log = logging.getLogger(__name__)
 
-NEW_YORK = ZoneInfo(TIMEZONE)
+NEW_YORK = ZONE
 
 _KEY_IN_URL = re.compile(r"(?i)((?:api_?key|token)=)[^&\s\"']+")
 

@@ -22,14 +22,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from stock_assets.lib import tables
-from stock_assets.lib.calendar import TIMEZONE
+from stock_assets.lib.calendar import ZONE
 from stock_assets.lib.search.templates import ALERTS, BARS_DAILY, SIGNALS, Dataset
 
 if TYPE_CHECKING:
@@ -279,7 +278,7 @@ def _day(value: date | datetime | str) -> date:
 
 def read_alert_docs(conn: psycopg.Connection, first: date, last: date) -> list[dict[str, Any]]:
     """analytics.alerts of [first, last] as Alert documents (id = the warehouse's alert_id)."""
-    exchange = ZoneInfo(TIMEZONE)
+    exchange = ZONE
     return [
         Alert(
             symbol=r["symbol"],

@@ -9,7 +9,6 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 import psycopg
@@ -22,7 +21,7 @@ from stock_assets.lib.trading.alerts import ALERT_COLUMNS
 from stock_assets.lib.trading.backtest import BacktestResult
 from stock_assets.lib.trading.config import BookEntry
 
-NEW_YORK = ZoneInfo(calendar.TIMEZONE)
+NEW_YORK = calendar.ZONE
 BARS_COLUMNS = ("symbol", "session_date", "open", "high", "low", "close")
 SIGNAL_SCHEMA = tables.SIGNALS.schema(["symbol", "session_date", "strategy", "side"])
 

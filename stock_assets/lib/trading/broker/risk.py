@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from stock_assets.lib.trading.broker.config import RiskLimits
 from stock_assets.lib.trading.broker.lifecycle import Intent
@@ -138,16 +137,9 @@ def market_open_at(now: datetime) -> bool:
     """Whether `now` (aware) falls inside an XNYS session (exchange calendar, half-days too)."""
     from stock_assets.lib import calendar
 
-    local = now.astimezone(calendar_tz())
+    local = now.astimezone(calendar.ZONE)
     table = calendar.sessions(local.date(), local.date())
     if table.is_empty():
         return False
     opens, closes = table["open"][0], table["close"][0]
     return bool(opens <= now < closes)
-
-
-def calendar_tz() -> ZoneInfo:
-
-    from stock_assets.lib import calendar
-
-    return ZoneInfo(calendar.TIMEZONE)

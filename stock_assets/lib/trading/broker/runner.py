@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from stock_assets.lib import calendar
 from stock_assets.lib.trading.broker import lifecycle, risk
 from stock_assets.lib.trading.broker import store as bstore
 from stock_assets.lib.trading.broker.base import (
@@ -218,7 +219,7 @@ def _run(
     )
     report.intents = len(intents)
     pending = lifecycle.pending_quantity(open_orders)
-    today = now.astimezone(risk.calendar_tz()).date()
+    today = now.astimezone(calendar.ZONE).date()
     state = risk.RiskState(
         positions={
             s: (positions[s].quantity if s in positions else 0.0) + pending.get(s, 0.0)
@@ -344,7 +345,7 @@ def _run(
         bstore.ledger_positions(conn, source),
         config.drift_tolerance,
     )
-    day = now.astimezone(risk.calendar_tz()).date()
+    day = now.astimezone(calendar.ZONE).date()
     for d in report.drift:
         bstore.audit(
             conn,
