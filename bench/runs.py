@@ -13,6 +13,11 @@
    again). The warehouse database and the Kafka topics are private and dropped afterwards.
    Also timed: a Kafka sensor evaluation with nothing pending (in process).
 
+3. The same empty run launched by the project's run launcher (stock_assets/launcher.py,
+   WarmRunLauncher): forked from a forkserver that already imported Dagster and the code
+   location, launch to run end, vs the fresh interpreter of 2 (what DefaultRunLauncher's code
+   server spawns per run). The first launch (starting the forkserver) is reported apart.
+
 Prints the ratios; writes bench/results/runs.json (`ratio` = import(definitions)/import(dagster)).
 Targets on a quiet 2-core machine: import <= 3 s, empty run <= 10 s.
 """
@@ -35,11 +40,13 @@ from typing import Any
 import dagster as dg
 import yaml
 from confluent_kafka import Producer
+from dagster._core.launcher import LaunchRunContext
 
 from stock_assets.defs import ingest
 from stock_assets.defs.ingest.assets import raw_ticks
 from stock_assets.defs.ingest.sensors import kafka_ticks_sensor
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
+from stock_assets.launcher import WarmRunLauncher, create_module_run
 from stock_assets.lib import db, kafka_admin, marketdata, migrations
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.topics import TICKS, topic_name
@@ -166,7 +173,36 @@ def empty_runs(db_settings: DbSettings, kafka: KafkaSettings) -> dict[str, list[
             for name, argv in variants.items():
                 config = ["-j", jobs[name], "-c", str(home / "run.yaml")]
                 times[name].append(timed([*argv, *config], env))
+        times |= warm_launches(home, run_config, env)
     return times
+
+
+def warm_launches(
+    home: Path, run_config: dict[str, Any], env: dict[str, str]
+) -> dict[str, list[float]]:
+    """The same empty run launched by the project's WarmRunLauncher, from launch to its end:
+    the first launch starts the forkserver (its imports), the next ones fork warm workers."""
+    saved = dict(os.environ)
+    os.environ.update(env)  # what the forkserver (and so every worker) inherits
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert isinstance(instance.run_launcher, WarmRunLauncher)
+            times: dict[str, list[float]] = {"warm_first": [], "warm": []}
+            for i in range(RUN_ROUNDS + 1):
+                run = create_module_run(
+                    instance, "stock_assets.definitions", "ingest_raw_ticks", run_config, str(REPO)
+                )
+                started = time.perf_counter()
+                instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+                while not (done := instance.get_run_by_id(run.run_id)) or not done.is_finished:
+                    time.sleep(0.02)
+                if not done.is_success:
+                    raise RuntimeError(f"warm run {run.run_id} ended {done.status}")
+                times["warm_first" if i == 0 else "warm"].append(time.perf_counter() - started)
+            return times
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def main() -> None:
@@ -201,6 +237,9 @@ def main() -> None:
         "empty_run_ratio_multiprocess_over_in_process": round(
             run_med["multiprocess"] / run_med["in_process"], 3
         ),
+        "empty_run_warm_launch_s": round(run_med["warm"], 3),
+        "empty_run_warm_first_launch_s": round(run_med["warm_first"], 3),
+        "empty_run_ratio_cold_over_warm": round(run_med["in_process"] / run_med["warm"], 3),
         "sensor_tick_nothing_pending_s": round(sensor_s, 3),
         "raw": {"imports_s": imports, "empty_runs_s": runs},
         "rounds": {"imports": ROUNDS, "runs": RUN_ROUNDS},
@@ -220,6 +259,12 @@ def main() -> None:
         f"{run_med['multiprocess']:.2f} s (ratio "
         f"{result['empty_run_ratio_multiprocess_over_in_process']}); idle sensor tick "
         f"{sensor_s:.3f} s; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"empty run launched by WarmRunLauncher: {run_med['warm']:.2f} s forked warm vs "
+        f"{run_med['in_process']:.2f} s in a fresh interpreter (ratio "
+        f"{result['empty_run_ratio_cold_over_warm']}); the first launch, which starts the "
+        f"forkserver, {run_med['warm_first']:.2f} s"
     )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

@@ -46,7 +46,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import Array, DagsterRun, Field, MetadataValue
+from dagster import Array, DagsterInstance, DagsterRun, Field, MetadataValue
 from dagster._core.errors import DagsterLaunchFailedError
 from dagster._core.events import EngineEventData
 from dagster._core.launcher import DefaultRunLauncher, LaunchRunContext
@@ -301,3 +301,41 @@ class WarmRunLauncher(DefaultRunLauncher):
         return CheckRunHealthResult(
             WorkerStatus.FAILED, f"run worker pid {pid} is gone", run_worker_id=str(pid)
         )
+
+
+def create_module_run(
+    instance: DagsterInstance,
+    module: str,
+    job_name: str,
+    run_config: Mapping[str, Any],
+    working_directory: str,
+    attribute: str = "defs",
+) -> DagsterRun:
+    """A run of `module`'s job with the origins a workspace would give it, for launching
+    without a workspace (bench/runs.py, the launcher's tests)."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.remote_origin import (
+        InProcessCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    recon_job = ReconstructableRepository.for_module(
+        module, attribute, working_directory=working_directory
+    ).get_reconstructable_job(job_name)
+    target = LoadableTargetOrigin(
+        executable_path=sys.executable,
+        module_name=module,
+        working_directory=working_directory,
+        attribute=attribute,
+    )
+    location = InProcessCodeLocationOrigin(target)
+    return instance.create_run_for_job(
+        job_def=recon_job.get_definition(),
+        run_config=run_config,
+        remote_job_origin=RemoteJobOrigin(
+            RemoteRepositoryOrigin(location, "__repository__"), job_name
+        ),
+        job_code_origin=recon_job.get_python_origin(),
+    )

@@ -13,17 +13,16 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.launcher import LaunchRunContext
 from dagster._core.launcher.base import WorkerStatus
-from dagster._core.remote_origin import (
-    InProcessCodeLocationOrigin,
-    RemoteJobOrigin,
-    RemoteRepositoryOrigin,
-)
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from stock_assets.launcher import PID_TAG, WARM_EVENT, WarmRunLauncher, fork_refusal
+from stock_assets.launcher import (
+    PID_TAG,
+    WARM_EVENT,
+    WarmRunLauncher,
+    create_module_run,
+    fork_refusal,
+)
 
 TARGET = """
 import os
@@ -74,24 +73,7 @@ class Location:
         sys.modules.pop(self.module, None)
 
     def create_run(self, instance: dg.DagsterInstance, job: str, config: dict) -> dg.DagsterRun:
-        recon_job = ReconstructableRepository.for_module(
-            self.module, "defs", working_directory=str(self.root)
-        ).get_reconstructable_job(job)
-        target = LoadableTargetOrigin(
-            executable_path=sys.executable,
-            module_name=self.module,
-            working_directory=str(self.root),
-            attribute="defs",
-        )
-        remote = RemoteJobOrigin(
-            RemoteRepositoryOrigin(InProcessCodeLocationOrigin(target), "__repository__"), job
-        )
-        return instance.create_run_for_job(
-            job_def=recon_job.get_definition(),
-            run_config={"ops": config},
-            remote_job_origin=remote,
-            job_code_origin=recon_job.get_python_origin(),
-        )
+        return create_module_run(instance, self.module, job, {"ops": config}, str(self.root))
 
 
 @pytest.fixture
