@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from dagster._core.launcher import LaunchRunContext
 from dagster._core.launcher.base import WorkerStatus
 
 from stock_assets.launcher import (
+    BASE_PRELOAD,
     PID_TAG,
     WARM_EVENT,
     WarmRunLauncher,
@@ -24,6 +27,7 @@ from stock_assets.launcher import (
     fork_refusal,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 TARGET = """
 import os
 import time
@@ -181,3 +185,28 @@ def test_fork_refusal_names_the_reason(location, instance):
     refusal = str(fork_refusal(run.job_code_origin, "/other/venv/bin/python"))
     assert "/other/venv/bin/python" in refusal and sys.executable in refusal
     assert fork_refusal(None) == "the run has no Python code origin"
+
+
+def test_the_configured_preload_is_importable_and_fork_safe():
+    """Every module dagster.yaml preloads imports in a fresh interpreter without starting a
+    thread: a thread alive in the forkserver would be missing (and its locks held) in every
+    forked worker."""
+    config = yaml.safe_load((REPO / "infra/dagster/dagster.yaml").read_text())["run_launcher"]
+    assert config["class"] == WarmRunLauncher.__name__
+    preload = config["config"]["preload"]
+    assert "exchange_calendars" in preload and "talib" in preload
+    code = (
+        "import importlib, threading\n"
+        f"for m in {[*BASE_PRELOAD, *preload, 'stock_assets.definitions']!r}:\n"
+        "    importlib.import_module(m)\n"
+        "print(sorted(t.name for t in threading.enumerate()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        timeout=600,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "['MainThread']"
