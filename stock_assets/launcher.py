@@ -126,6 +126,30 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+def retire_forkserver() -> None:
+    """Let the running forkserver go without waiting for it; the next start makes a new one.
+
+    multiprocessing's own `ForkServer._stop()` closes the "alive" pipe and waits for the server
+    to exit, but every worker it forked holds that pipe's write end too (to fork its own
+    children), so the server exits only when its last run does: a launch would wait for every
+    running run. Here the old server is reaped by a thread once its runs have ended.
+    """
+    server: Any = multiprocessing.forkserver._forkserver
+    with server._lock:
+        pid, alive_fd = server._forkserver_pid, server._forkserver_alive_fd
+        if pid is None:
+            return
+        address = server._forkserver_address
+        server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
+    os.close(alive_fd)
+    if isinstance(address, str) and not address.startswith("\0"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(address)
+    threading.Thread(
+        target=os.waitpid, args=(pid, 0), daemon=True, name="forkserver-reaper"
+    ).start()
+
+
 def run_worker(serialized_args: str, origin: JobPythonOrigin, status: Any, stop: Any) -> None:
     """The forked run worker: what the code server's spawned worker runs, minus the imports."""
     from dagster._grpc.impl import _run_in_subprocess
@@ -188,8 +212,7 @@ class WarmRunLauncher(DefaultRunLauncher):
             directories = self._directories | {working_directory(origin) or os.getcwd()}
             current = fingerprint(source_files(modules, sorted(directories)))
             if modules != self._modules or current != self._fingerprint:
-                server: Any = multiprocessing.forkserver._forkserver
-                server._stop()  # the next Process.start() starts it with the new preload
+                retire_forkserver()  # the next Process.start() starts one with the new preload
                 self._ctx.set_forkserver_preload(
                     [*BASE_PRELOAD, *self._extra_preload, *sorted(modules)]
                 )

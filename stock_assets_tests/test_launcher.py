@@ -133,17 +133,31 @@ def test_runs_fork_warm_and_pick_up_edits(instance, location, tmp_path):
     assert ended.status == dg.DagsterRunStatus.SUCCESS
     second = launch(instance, location.create_run(instance, "hello", config))
     assert wait_until(instance, second.run_id, {dg.DagsterRunStatus.SUCCESS}).is_success
+    # an edit while a run is in flight: the next run starts on the new code without waiting for
+    # the run in flight (which keeps the old forkserver alive) and without disturbing it
+    release = tmp_path / "release"
+    waiting = launch(
+        instance,
+        location.create_run(
+            instance, "waiting", {"wait_for_release": {"config": {"release": str(release)}}}
+        ),
+    )
+    wait_until(instance, waiting.run_id, {dg.DagsterRunStatus.STARTED})
     location.write("v2")
     third = launch(instance, location.create_run(instance, "hello", config))
     assert wait_until(instance, third.run_id, {dg.DagsterRunStatus.SUCCESS}).is_success
+    in_flight = instance.get_run_by_id(waiting.run_id)
+    assert in_flight is not None and in_flight.status == dg.DagsterRunStatus.STARTED
+    release.touch()
+    assert wait_until(instance, waiting.run_id, {dg.DagsterRunStatus.SUCCESS}).is_success
 
     lines = [line.split() for line in out.read_text().splitlines()]
     assert [version for version, _ in lines] == ["v1", "v1", "v2"]
     pids = {int(pid) for _, pid in lines}
     assert len(pids) == 3 and os.getpid() not in pids  # a process per run, none of them ours
-    for run in (first, second, third):
+    for run in (first, second, waiting, third):
         tagged = instance.get_run_by_id(run.run_id)
-        assert tagged is not None and int(tagged.tags[PID_TAG]) in pids
+        assert tagged is not None and (run is waiting or int(tagged.tags[PID_TAG]) in pids)
         # the code location was imported by the forkserver, before the worker was forked
         assert warm_flags(instance, run.run_id) == [True]
 
