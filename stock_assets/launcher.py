@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import importlib.machinery
+import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -60,6 +62,10 @@ WARM_EVENT = "run worker forked from the warm process"
 # imported by the forkserver before any code location; what every run worker needs
 BASE_PRELOAD = ["dagster", "dagster._grpc.impl", "dagster._core.execution.api"]
 START_TIMEOUT_S = 300.0
+WARM_TARGETS_ENV = "STOCK_WARM_TARGETS"
+WARMUP_MODULE = "stock_assets.launcher_warmup"
+# code targets whose module and jobs the forkserver built (a forked worker inherits this set)
+WARMED: set[str] = set()
 
 
 def fork_refusal(origin: JobPythonOrigin | None, executable: str = sys.executable) -> str | None:
@@ -76,6 +82,29 @@ def fork_refusal(origin: JobPythonOrigin | None, executable: str = sys.executabl
 
 def code_module(origin: JobPythonOrigin) -> str:
     return str(origin.repository_origin.code_pointer.module)  # type: ignore[attr-defined]
+
+
+def code_target(origin: JobPythonOrigin) -> str:
+    """`module:attribute` of the run's code location (the Definitions object)."""
+    pointer = origin.repository_origin.code_pointer
+    return f"{pointer.module}:{pointer.fn_name}"  # type: ignore[attr-defined]
+
+
+def warm_up(targets: str) -> None:
+    """In the forkserver, after its imports: build each code location's repository and every
+    job in it (the asset graph, the asset jobs), which Dagster does lazily on first use, so each
+    worker would otherwise redo it (seconds under load). Never fails the forkserver."""
+    import dagster as dg
+
+    for target in filter(None, targets.split(",")):
+        module, _, attribute = target.partition(":")
+        try:
+            loaded = getattr(importlib.import_module(module), attribute)
+            if isinstance(loaded, dg.Definitions):
+                loaded.get_repository_def().get_all_jobs()
+            WARMED.add(target)
+        except Exception as exc:  # the worker loads it again and reports any error in its run
+            logging.getLogger(__name__).warning("warming %s failed: %r", target, exc)
 
 
 def working_directory(origin: JobPythonOrigin) -> str | None:
@@ -163,7 +192,7 @@ def run_worker(serialized_args: str, origin: JobPythonOrigin, status: Any, stop:
         with contextlib.suppress(OSError):
             status.send(message)
 
-    report((WARM_EVENT, module, module in sys.modules))
+    report((WARM_EVENT, module, code_target(origin) in WARMED))
     with capture_interrupts():
         _run_in_subprocess(
             serialized_args,
@@ -187,7 +216,7 @@ class WarmRunLauncher(DefaultRunLauncher):
         self._extra_preload = list(preload or [])
         self._start_timeout_s = start_timeout_s
         self._lock = threading.Lock()
-        self._modules: set[str] = set()
+        self._targets: set[str] = set()
         self._directories: set[str] = set()
         self._fingerprint: str | None = None
         self._ctx = multiprocessing.get_context("forkserver")
@@ -208,15 +237,18 @@ class WarmRunLauncher(DefaultRunLauncher):
     def _warm_context(self, origin: JobPythonOrigin) -> Any:
         """The forkserver context, (re)started when a new module or changed code needs it."""
         with self._lock:
-            modules = self._modules | {code_module(origin)}
+            targets = self._targets | {code_target(origin)}
             directories = self._directories | {working_directory(origin) or os.getcwd()}
-            current = fingerprint(source_files(modules, sorted(directories)))
-            if modules != self._modules or current != self._fingerprint:
+            names = {target.partition(":")[0] for target in targets}
+            current = fingerprint(source_files(names, sorted(directories)))
+            if targets != self._targets or current != self._fingerprint:
                 retire_forkserver()  # the next Process.start() starts one with the new preload
+                # the forkserver inherits this environment; WARMUP_MODULE reads it on import
+                os.environ[WARM_TARGETS_ENV] = ",".join(sorted(targets))
                 self._ctx.set_forkserver_preload(
-                    [*BASE_PRELOAD, *self._extra_preload, *sorted(modules)]
+                    [*BASE_PRELOAD, *self._extra_preload, *sorted(names), WARMUP_MODULE]
                 )
-                self._modules, self._directories = modules, directories
+                self._targets, self._directories = targets, directories
                 self._fingerprint = current
             return self._ctx
 
@@ -260,7 +292,7 @@ class WarmRunLauncher(DefaultRunLauncher):
                 _, module, warm = first
                 self._instance.report_engine_event(
                     f"{WARM_EVENT} (pid {worker.pid}): {module} "
-                    + ("already imported" if warm else "imported by the worker"),
+                    + ("already imported, its jobs built" if warm else "loaded by the worker"),
                     run,
                     EngineEventData({"warm": MetadataValue.bool(warm)}),
                     cls=type(self),
