@@ -199,31 +199,44 @@ class DagsterWatch:
         return stage_progress.stage_time(max(self.signals_at), "session", TIMEZONE)
 
 
-RUN_PHASE_EVENTS = ("RUN_ENQUEUED", "RUN_DEQUEUED", "RUN_STARTING", "RUN_START", "STEP_START")
+RUN_PHASE_EVENTS = (
+    "RUN_ENQUEUED",
+    "RUN_DEQUEUED",
+    "RUN_STARTING",
+    "RUN_START",
+    "STEP_START",
+    "STEP_SUCCESS",
+)
 
 
 def run_phases(instance: Any, limit: int = 400) -> dict[str, Any]:
     """Where each job's runs spend their time, from the run records and the event log:
     queued (created → dequeued), launch (dequeued → RUN_START: a process, the code location's
     import, the instance), to_first_step (RUN_START → first STEP_START), work (first step → end),
-    total (created → end). Medians and maxima per job, in seconds."""
+    total (created → end); and per step (`steps`: its own duration, STEP_SUCCESS). Medians and
+    maxima per job, in seconds."""
     import dagster as dg
 
     types = {getattr(dg.DagsterEventType, name) for name in RUN_PHASE_EVENTS}
     phases: dict[str, dict[str, list[float]]] = {}
+    steps: dict[str, dict[str, list[float]]] = {}
     for record in instance.get_run_records(limit=limit):
         run = record.dagster_run
         if record.end_time is None:
             continue
         first: dict[str, float] = {}
+        job = run.tags.get("dagster/sensor_name", run.job_name)
         for entry in instance.all_logs(run.run_id, of_type=types):
+            event = entry.dagster_event
             # the enum's name: its stored value is still the legacy PIPELINE_* string
-            first.setdefault(entry.dagster_event.event_type.name, entry.timestamp)
+            first.setdefault(event.event_type.name, entry.timestamp)
+            if event.event_type.name == "STEP_SUCCESS":
+                durations = steps.setdefault(job, {}).setdefault(event.step_key, [])
+                durations.append(event.event_specific_data.duration_ms / 1000)
         created = record.create_timestamp.timestamp()
         dequeued = first.get("RUN_DEQUEUED", first.get("RUN_STARTING", created))
         started = first.get("RUN_START")
         step = first.get("STEP_START")
-        job = run.tags.get("dagster/sensor_name", run.job_name)
         out = phases.setdefault(job, {})
         out.setdefault("queued", []).append(dequeued - created)
         if started is not None:
@@ -232,13 +245,15 @@ def run_phases(instance: Any, limit: int = 400) -> dict[str, Any]:
                 out.setdefault("to_first_step", []).append(step - started)
                 out.setdefault("work", []).append(record.end_time - step)
         out.setdefault("total", []).append(record.end_time - created)
+
+    def stats(values: list[float]) -> dict[str, float]:
+        return {"median": round(statistics.median(values), 2), "max": round(max(values), 2)}
+
     return {
         job: {
             "runs": len(values["total"]),
-            **{
-                k: {"median": round(statistics.median(v), 1), "max": round(max(v), 1)}
-                for k, v in values.items()
-            },
+            **{k: stats(v) for k, v in values.items()},
+            "steps": {key: stats(v) for key, v in sorted(steps.get(job, {}).items())},
         }
         for job, values in sorted(phases.items())
     }
