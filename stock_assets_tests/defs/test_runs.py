@@ -416,8 +416,12 @@ def test_bad_settings_fail_the_sessions_run_at_once(
 def test_sensor_driven_jobs_run_one_at_a_time_in_process() -> None:
     config = yaml.safe_load((REPO / "infra/dagster/dagster.yaml").read_text())
     docker = yaml.safe_load((REPO / "infra/dagster/dagster.docker.yaml").read_text())
-    for key in ("run_coordinator", "run_launcher", "run_monitoring", "sensors"):
+    for key in ("run_coordinator", "run_monitoring", "sensors"):
         assert config[key] == docker[key]
+    # local runs fork from a warm process (stock_assets/launcher.py); compose's code server
+    # container spawns them (DefaultRunLauncher)
+    assert config["run_launcher"]["class"] == "WarmRunLauncher"
+    assert docker["run_launcher"]["class"] == "DefaultRunLauncher"
     assert "run_retries" not in config  # a retried run would leave a window with none in flight
     with dg.instance_for_test(
         overrides={k: config[k] for k in ("run_coordinator", "run_launcher", "run_monitoring")}
