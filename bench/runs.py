@@ -13,7 +13,7 @@
    again). The warehouse database and the Kafka topics are private and dropped afterwards.
    Also timed: a Kafka sensor evaluation with nothing pending (in process).
 
-3. The same empty run launched by the project's run launcher (stock_assets/launcher.py,
+3. The same empty run launched by the project's run launcher (stock_assets/instance/launcher.py,
    WarmRunLauncher): forked from a forkserver that already imported Dagster and the code
    location, launch to run end, vs the fresh interpreter of 2 (what DefaultRunLauncher's code
    server spawns per run). The first launch (starting the forkserver) is reported apart.
@@ -46,7 +46,7 @@ from stock_assets.defs import ingest
 from stock_assets.defs.ingest.assets import raw_ticks
 from stock_assets.defs.ingest.sensors import kafka_ticks_sensor
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
-from stock_assets.launcher import WarmRunLauncher, create_module_run
+from stock_assets.instance.launcher import WarmRunLauncher, create_module_run
 from stock_assets.lib import db, kafka_admin, marketdata, migrations
 from stock_assets.lib.settings import DbSettings, KafkaSettings
 from stock_assets.lib.topics import TICKS, topic_name

@@ -418,7 +418,7 @@ def test_sensor_driven_jobs_run_one_at_a_time_in_process() -> None:
     docker = yaml.safe_load((REPO / "infra/dagster/dagster.docker.yaml").read_text())
     for key in ("run_coordinator", "run_monitoring", "sensors"):
         assert config[key] == docker[key]
-    # local runs fork from a warm process (stock_assets/launcher.py); compose's code server
+    # local runs fork from a warm process (stock_assets/instance/launcher.py); compose's code server
     # container spawns them (DefaultRunLauncher)
     assert config["run_launcher"]["class"] == "WarmRunLauncher"
     assert docker["run_launcher"]["class"] == "DefaultRunLauncher"

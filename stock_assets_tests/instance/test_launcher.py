@@ -18,7 +18,7 @@ import yaml
 from dagster._core.launcher import LaunchRunContext
 from dagster._core.launcher.base import WorkerStatus
 
-from stock_assets.launcher import (
+from stock_assets.instance.launcher import (
     BASE_PRELOAD,
     PID_TAG,
     WARM_EVENT,
@@ -27,7 +27,7 @@ from stock_assets.launcher import (
     fork_refusal,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TARGET = """
 import os
 import time
@@ -82,7 +82,9 @@ class Location:
 
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
-    overrides = {"run_launcher": {"module": "stock_assets.launcher", "class": "WarmRunLauncher"}}
+    overrides = {
+        "run_launcher": {"module": "stock_assets.instance.launcher", "class": "WarmRunLauncher"}
+    }
     with dg.instance_for_test(overrides=overrides) as instance:
         yield instance
 

@@ -63,7 +63,7 @@ WARM_EVENT = "run worker forked from the warm process"
 BASE_PRELOAD = ["dagster", "dagster._grpc.impl", "dagster._core.execution.api"]
 START_TIMEOUT_S = 300.0
 WARM_TARGETS_ENV = "STOCK_WARM_TARGETS"
-WARMUP_MODULE = "stock_assets.launcher_warmup"
+WARMUP_MODULE = "stock_assets.instance.warmup"
 # code targets whose module and jobs the forkserver built (a forked worker inherits this set)
 WARMED: set[str] = set()
 

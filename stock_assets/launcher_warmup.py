@@ -1,8 +1,0 @@
-"""Imported last by WarmRunLauncher's forkserver: builds the code locations' repositories and
-jobs once, before any run worker is forked (stock_assets/launcher.py `warm_up`)."""
-
-import os
-
-from stock_assets.launcher import WARM_TARGETS_ENV, warm_up
-
-warm_up(os.environ.get(WARM_TARGETS_ENV, ""))
