@@ -18,6 +18,10 @@
    location, launch to run end, vs the fresh interpreter of 2 (what DefaultRunLauncher's code
    server spawns per run). The first launch (starting the forkserver) is reported apart.
 
+4. Dagster storage operations (an event written, a run record read: what the daemon and every
+   run worker do all the time) through the project's PooledPostgresStorage vs dagster-postgres's
+   own DagsterPostgresStorage (a new PostgreSQL connection per operation), same private database.
+
 Prints the ratios; writes bench/results/runs.json (`ratio` = import(definitions)/import(dagster)).
 Targets on a quiet 2-core machine: import <= 3 s, empty run <= 10 s.
 """
@@ -205,6 +209,33 @@ def warm_launches(
         os.environ.update(saved)
 
 
+STORAGE_OPS = 100
+
+
+def storage_ops(db_settings: DbSettings) -> dict[str, list[float]]:
+    """Seconds per (event write + run read) through each storage class, interleaved rounds."""
+    url = (
+        f"postgresql+psycopg2://{db_settings.user}:{db_settings.password.get_secret_value()}"
+        f"@{db_settings.host}:{db_settings.port}/{db_settings.dbname}"
+    )
+    pooled = {"module": "stock_assets.instance.storage", "class": "PooledPostgresStorage"}
+    storages = {
+        "nullpool": {"postgres": {"postgres_url": url}},
+        "pooled": {"custom": {**pooled, "config": {"postgres_url": url}}},
+    }
+    times: dict[str, list[float]] = {name: [] for name in storages}
+    for _ in range(RUN_ROUNDS):
+        for name, storage in storages.items():
+            with dg.instance_for_test(overrides={"storage": storage}) as instance:
+                run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
+                started = time.perf_counter()
+                for i in range(STORAGE_OPS):
+                    instance.report_engine_event(f"bench {i}", run)
+                    instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]), limit=1)
+                times[name].append((time.perf_counter() - started) / STORAGE_OPS)
+    return times
+
+
 def main() -> None:
     imports = import_times()
     base_db = DbSettings.load()
@@ -217,14 +248,17 @@ def main() -> None:
             migrations.apply(conn)
         runs = empty_runs(db_settings, kafka)
         sensor_s = sensor_idle_s(db_settings, kafka)
+        storage = storage_ops(db.create_database(base_db, f"{name}_dagster"))
     finally:
         db.drop_database(base_db, name)
+        db.drop_database(base_db, f"{name}_dagster")
         admin = kafka_admin.admin(kafka)
         mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(kafka.topic_prefix)]
         for future in admin.delete_topics(mine, operation_timeout=30).values():
             future.result(timeout=30)
 
     med = {k: statistics.median(v) for k, v in imports.items()}
+    ops = {k: statistics.median(v) for k, v in storage.items()}
     run_med = {k: statistics.median(v) for k, v in runs.items()}
     result = {
         "ratio": round(med["definitions"] / med["dagster"], 3),
@@ -241,7 +275,10 @@ def main() -> None:
         "empty_run_warm_first_launch_s": round(run_med["warm_first"], 3),
         "empty_run_ratio_cold_over_warm": round(run_med["in_process"] / run_med["warm"], 3),
         "sensor_tick_nothing_pending_s": round(sensor_s, 3),
-        "raw": {"imports_s": imports, "empty_runs_s": runs},
+        "storage_op_pooled_ms": round(ops["pooled"] * 1000, 2),
+        "storage_op_nullpool_ms": round(ops["nullpool"] * 1000, 2),
+        "storage_ratio_nullpool_over_pooled": round(ops["nullpool"] / ops["pooled"], 2),
+        "raw": {"imports_s": imports, "empty_runs_s": runs, "storage_op_s": storage},
         "rounds": {"imports": ROUNDS, "runs": RUN_ROUNDS},
         "load_average_at_end": os.getloadavg(),
         "cpus": os.cpu_count(),
@@ -265,6 +302,11 @@ def main() -> None:
         f"{run_med['in_process']:.2f} s in a fresh interpreter (ratio "
         f"{result['empty_run_ratio_cold_over_warm']}); the first launch, which starts the "
         f"forkserver, {run_med['warm_first']:.2f} s"
+    )
+    print(
+        f"storage: event write + run read {ops['pooled'] * 1000:.2f} ms pooled vs "
+        f"{ops['nullpool'] * 1000:.2f} ms with a connection per operation (ratio "
+        f"{result['storage_ratio_nullpool_over_pooled']})"
     )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
