@@ -7,10 +7,12 @@ no-op; the ledger's exclusion constraint rejects overlapping ranges even from co
 
 Per consume batch the fast path decodes every payload with msgspec (C, one call per payload, no
 Python loop body), builds the batch as polars columns, validates it with one vectorised
-expression derived from `marketdata.CONTRACT` and streams it as CSV to one COPY whose writes a
-psycopg worker thread pushes while the next batch is consumed and decoded. A batch holding any
-payload that does not decode as a tick takes the per-record path (`marketdata.decode`), which
-gives each bad record its own reason; both paths are property-tested to agree record by record.
+expression derived from `marketdata.CONTRACT` and streams it as CSV to one COPY. One thread does
+it all, in small batches: librdkafka fetches ahead in its own threads and the server parses the
+COPY in its own process, so a second Python thread only fought the first one for the GIL (ADR
+0032). A batch holding any payload that does not decode as a tick takes the per-record path
+(`marketdata.decode`), which gives each bad record its own reason; both paths are
+property-tested to agree record by record.
 
 Invalid records go to the dead-letter topic, bounded in size (marketdata.DLQ_MAX_*), queued
 until the COPY succeeded and flushed before the commit (at-least-once there: a crash between
@@ -26,10 +28,8 @@ import contextlib
 import hashlib
 import io
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from operator import attrgetter
@@ -39,7 +39,6 @@ import polars as pl
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
 
 from stock_assets.lib import tables
 from stock_assets.lib.frames import CSV_DATETIME
@@ -66,7 +65,10 @@ COPY_RAW_TICKS = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
     sql.Identifier(tables.RAW_TICKS.schema_name, tables.RAW_TICKS.table_name),
     sql.SQL(", ").join(map(sql.Identifier, RAW_TICK_COLUMNS)),
 )
-CONSUME_BATCH = 20_000  # messages per consume batch once the load is under way
+# messages per consume batch once the load is under way. Small: confluent-kafka holds the GIL
+# while it builds a batch's Message objects, and between two batches the server's COPY only has
+# what the socket holds; 5k costs ~0.02 s more per 100k rows than 20k in per-batch overhead
+CONSUME_BATCH = 5_000
 FIRST_BATCH = 1_000  # the first batch, so the COPY starts early; then doubling to CONSUME_BATCH
 CONSUME_WAIT_S = 0.1  # one consume() call's wait; the load's own deadline is `timeout_s`
 # librdkafka consumer settings the loader relies on (merge them into the consumer's config).
@@ -102,10 +104,9 @@ _WIRE_SCHEMA = {
 class LoadProfile:
     """Seconds spent per stage of the last load (for the benchmark's profile split)."""
 
-    consume: float = 0.0  # in the prefetch thread, overlapping the rest
-    wait: float = 0.0  # the COPY side waiting for the next consumed batch
+    consume: float = 0.0  # consume() calls after the first batch, and the per-message getters
     prelude: float = 0.0  # metadata + assign, advisory locks, ledger check
-    first_batch: float = 0.0  # from the end of the prelude to the first batch at the COPY side
+    first_batch: float = 0.0  # from the end of the prelude to the first batch consumed
     finish: float = 0.0  # after the last COPY write: COPY end, dead letters, ledger rows, commit
     decode: float = 0.0
     validate: float = 0.0
@@ -526,7 +527,11 @@ def _load(
     )
     with batches as batches_iter, conn.cursor() as cur:
         if not careful:
-            with cur.copy(COPY_RAW_TICKS, writer=QueuedLibpqWriter(cur)) as copy:
+            # the default writer, in this thread: the socket buffers what the server has not read
+            # yet, and a full buffer is the server's pace (psycopg waits with the GIL released).
+            # QueuedLibpqWriter's worker thread needed the GIL for every 128 KiB it pushed and got
+            # it late while this thread decoded: the server sat idle (ADR 0032)
+            with cur.copy(COPY_RAW_TICKS) as copy:
                 for frame, _ in batches_iter:
                     t0 = time.perf_counter()
                     copy.write(to_csv(copy_frame(frame)))
@@ -556,64 +561,6 @@ def _load(
     return attempt
 
 
-class _Prefetch:
-    """Runs a Kafka batch generator in a thread, `depth` batches ahead of the COPY side.
-
-    consume() waits for fetches with the GIL released, polars and the COPY writer release it
-    too: consuming the next batch overlaps decoding and writing this one. Errors (timeouts,
-    consume errors) are re-raised in the reading thread; `close` stops the producer thread.
-    """
-
-    _END = object()
-
-    def __init__(self, source: Iterator[_Consumed], depth: int = 3) -> None:
-        self.queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run, args=(source,), name="tick-prefetch", daemon=True
-        )
-        self.thread.start()
-
-    def _put(self, item: object) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, source: Iterator[_Consumed]) -> None:
-        try:
-            for item in source:
-                if not self._put(item):
-                    return
-            self._put(self._END)
-        except BaseException as exc:  # handed to the reader, raised there
-            self._put(exc)
-
-    def __iter__(self) -> Iterator[_Consumed]:
-        first = True
-        while True:
-            t0 = time.perf_counter()
-            item = self.queue.get()
-            t1 = time.perf_counter()
-            if first:  # the time to the first batch is a fixed cost, not a consume bottleneck
-                PROFILE.first_batch += t1 - t0
-                first = False
-            else:
-                PROFILE.wait += t1 - t0
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 @dataclass
 class _Consumed:
     messages: list[Message]
@@ -624,7 +571,7 @@ class _Consumed:
 
 def _consumed_batches(
     consumer: Consumer, topic: str, pending: Sequence[OffsetRange], timeout_s: float
-) -> Iterator[_Consumed]:
+) -> Generator[_Consumed]:
     """The messages of `pending`, batch by batch, until every partition reached its end."""
     ends = {r.partition: r.end for r in pending}
     starts = {r.partition: r.start for r in pending}
@@ -636,8 +583,9 @@ def _consumed_batches(
     # until the timeout, so the last batch of a range ending at the partition's end would wait
     left = sum(r.size for r in pending)
     deadline = time.monotonic() + timeout_s
+    first = True
+    t0 = time.perf_counter()  # consume time: from each resumption to the next yield
     while open_parts:
-        t0 = time.perf_counter()
         messages = consumer.consume(max(1, min(batch_size, left)), timeout=CONSUME_WAIT_S)
         if not messages:
             if time.monotonic() > deadline:
@@ -664,8 +612,13 @@ def _consumed_batches(
             offsets = [offsets[i] for i in keep]
         payloads = [m.value() for m in messages]
         left = _close_finished(consumer, topic, open_parts, ends, starts)
-        PROFILE.consume += time.perf_counter() - t0
+        if first:  # the time to the first batch is a fixed cost, not a consume rate
+            PROFILE.first_batch += time.perf_counter() - t0
+            first = False
+        else:
+            PROFILE.consume += time.perf_counter() - t0
         yield _Consumed(messages, parts, offsets, payloads)
+        t0 = time.perf_counter()
 
 
 def _decoded_batches(
@@ -686,9 +639,9 @@ def _decoded_batches(
         tps = [TopicPartition(topic, r.partition, r.start) for r in pending]
         consumer.assign(tps)
         consumer.resume(tps)  # partitions paused by the first pass
-    prefetch = _Prefetch(_consumed_batches(consumer, topic, pending, timeout_s))
+    consumed = _consumed_batches(consumer, topic, pending, timeout_s)
     try:
-        for c in prefetch:
+        for c in consumed:
             attempt.consumed += len(c.messages)
             t0 = time.perf_counter()
             decode_s = PROFILE.decode
@@ -710,7 +663,7 @@ def _decoded_batches(
             PROFILE.validate += time.perf_counter() - t1  # rejects and offsets
             yield frame, c.messages
     finally:
-        prefetch.close()
+        consumed.close()
 
 
 def _drop_errors(topic: str, messages: list[Message]) -> list[Message]:
