@@ -338,11 +338,11 @@ class DeadLetters:
             )
 
 
-def ledger_overlaps(
+def _send_ledger_check(
     conn: psycopg.Connection, topic: str, ranges: Sequence[OffsetRange]
-) -> dict[int, list[tuple[int, int]]]:
-    """Ledger ranges overlapping each of `ranges`, by partition (one query for all of them)."""
-    rows = conn.execute(
+) -> psycopg.Cursor:
+    """Ledger ranges overlapping each of `ranges` (one query for all of them); fetch later."""
+    return conn.execute(
         "SELECT k.partition, k.start_offset, k.end_offset"
         " FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) AS r(p, s, e)"
         " JOIN ingest.kafka_offsets k ON k.topic = %s AND k.partition = r.p"
@@ -354,11 +354,23 @@ def ledger_overlaps(
             [r.end for r in ranges],
             topic,
         ),
-    ).fetchall()
+    )
+
+
+def _overlaps_by_partition(
+    cursor: psycopg.Cursor, ranges: Sequence[OffsetRange]
+) -> dict[int, list[tuple[int, int]]]:
     found: dict[int, list[tuple[int, int]]] = {r.partition: [] for r in ranges}
-    for p, a, b in rows:
+    for p, a, b in cursor.fetchall():
         found[int(p)].append((int(a), int(b)))
     return found
+
+
+def ledger_overlaps(
+    conn: psycopg.Connection, topic: str, ranges: Sequence[OffsetRange]
+) -> dict[int, list[tuple[int, int]]]:
+    """Ledger ranges overlapping each of `ranges`, by partition (one query for all of them)."""
+    return _overlaps_by_partition(_send_ledger_check(conn, topic, ranges), ranges)
 
 
 def load_ranges(
@@ -375,31 +387,35 @@ def load_ranges(
     """Load exactly `ranges` of `topic` (one transaction); `progress(rows)` after each COPY chunk.
 
     `consumer` must be a fresh consumer (it is assigned here); `timeout_s` bounds the wait for
-    the next message of a range that is not complete yet.
+    the next message of a range that is not complete yet. `conn` must have autocommit off and no
+    transaction open: the load begins and commits its own (or rolls it back and raises).
     """
+    if conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise ValueError("load_ranges commits its own transaction: pass an idle connection")
     PROFILE.__init__()  # type: ignore[misc]
     t_start = time.perf_counter()
     result = LoadResult()
     by_partition = sorted(ranges, key=lambda r: r.partition)
     if len({r.partition for r in by_partition}) != len(by_partition):
         raise ValueError("at most one range per partition in one load")
-    # assigned before the transaction: the broker connection and the first fetches run while the
-    # warehouse takes the locks and reads the ledger (consuming is read-only; what is loaded is
-    # still decided by the ledger, inside the transaction). The topic's metadata is asked for
-    # first: a consumer whose broker connection is already up does not look up the leader of a
-    # newly assigned topic until its 1 s metadata timer ("refresh unavailable topics")
-    consumer.list_topics(topic, timeout=timeout_s)
-    consumer.assign([TopicPartition(topic, r.partition, r.start) for r in by_partition])
-    with conn.transaction():
-        # one round trip: the locks, taken in partition order (unnest yields the array in order,
-        # so concurrent loaders cannot deadlock), then the ledger check
+    pending: list[OffsetRange] = []
+    try:
         with conn.pipeline():
+            # one round trip for BEGIN (psycopg's, implicit), the locks, taken in partition order
+            # (unnest yields the array in order, so concurrent loaders cannot deadlock) and the
+            # ledger check; sent first, so that the server works while the consumer asks the
+            # broker for the topic's metadata and is assigned. Consuming is read-only: what is
+            # loaded is still decided by the ledger, inside the transaction. Without the metadata
+            # request, a consumer whose broker connection is already up does not look up the
+            # leader of a newly assigned topic until its 1 s metadata timer (ADR 0030)
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s), p) FROM unnest(%s::int[]) AS p",
                 (topic, [r.partition for r in by_partition]),
             )
-            ledger = ledger_overlaps(conn, topic, by_partition)
-        pending = []
+            check = _send_ledger_check(conn, topic, by_partition)
+            consumer.list_topics(topic, timeout=timeout_s)
+            consumer.assign([TopicPartition(topic, r.partition, r.start) for r in by_partition])
+            ledger = _overlaps_by_partition(check, by_partition)
         for r in by_partition:
             overlaps = ledger[r.partition]
             if overlaps == [(r.start, r.end)]:
@@ -411,22 +427,28 @@ def load_ranges(
         if result.skipped:
             consumer.pause([TopicPartition(topic, r.partition) for r in result.skipped])
         PROFILE.prelude = time.perf_counter() - t_start
+        counts: dict[int, int] = {}
         if pending:
             counts = _consume_into_copy(
                 conn, consumer, topic, pending, dead_letters, result, timeout_s, progress
             )
             dead_letters.flush(timeout_s)
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO ingest.kafka_offsets"
-                    " (topic, partition, start_offset, end_offset, row_count, run_id)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)",
-                    [
-                        (topic, r.partition, r.start, r.end, counts[r.partition], run_id)
-                        for r in pending
-                    ],
-                )
-            result.loaded = pending
+        with conn.pipeline(), conn.cursor() as cur:  # the ledger rows and COMMIT: one round trip
+            cur.executemany(
+                "INSERT INTO ingest.kafka_offsets"
+                " (topic, partition, start_offset, end_offset, row_count, run_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (topic, r.partition, r.start, r.end, counts[r.partition], run_id)
+                    for r in pending
+                ],
+            )
+            conn.commit()
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):  # a broken connection cannot commit anyway
+            conn.rollback()
+        raise
+    result.loaded = pending
     if pending:
         PROFILE.finish += time.perf_counter() - PROFILE.last_write_end
     return result
