@@ -89,6 +89,7 @@ CONSUMER_CONFIG: dict[str, int | bool | str] = {
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = (-(2**63), 2**63 - 1)
+_TICK_VALID = tick_valid_expr()  # built once: ~0.4 ms per build, once per batch otherwise
 _WIRE_SCHEMA = {
     "symbol": pl.String,
     "ts_us": pl.Int64,
@@ -161,7 +162,7 @@ def decode_fast(payloads: Sequence[bytes | None]) -> DecodedBatch | None:
         frame = _frame(columns, range(len(wires)))
     except (OverflowError, TypeError, pl.exceptions.PolarsError):  # an int beyond int64
         return None
-    ok = frame.select(tick_valid_expr()).to_series()
+    ok = frame.select(_TICK_VALID).to_series()
     if ok.all():
         return DecodedBatch(frame, [], True)
     rejected = []
