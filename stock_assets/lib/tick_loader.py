@@ -479,15 +479,22 @@ class _Attempt:
         if frame.is_empty():
             return
         self.rows += frame.height
-        for p, n in frame.group_by("kafka_partition").len().iter_rows():
-            self.counts[p] += n
-        ts = frame.get_column("ts_us")
-        lo, hi = ts.min(), ts.max()
+        ts = pl.col("ts_us")
+        # one query for every statistic: each polars call has a fixed cost, paid per batch
+        lo, hi, symbols, hours, partitions = frame.select(
+            ts.min().alias("lo"),
+            ts.max().alias("hi"),
+            pl.col("symbol").unique().implode(),
+            (ts // 3_600_000_000).unique().implode().alias("hours"),
+            pl.col("kafka_partition").value_counts(name="n").implode(),
+        ).row(0)
         assert isinstance(lo, int) and isinstance(hi, int)
+        for counted in partitions:
+            self.counts[counted["kafka_partition"]] += counted["n"]
         self.min_ts_us = lo if self.min_ts_us is None else min(self.min_ts_us, lo)
         self.max_ts_us = hi if self.max_ts_us is None else max(self.max_ts_us, hi)
-        self.symbols.update(frame.get_column("symbol").unique().to_list())
-        self.hours.update((ts // 3_600_000_000).unique().to_list())
+        self.symbols.update(symbols)
+        self.hours.update(hours)
 
     def merge_into(self, result: LoadResult) -> None:
         result.rows += self.rows
