@@ -13,13 +13,19 @@ sides and at every size: the connection is opened before the clock starts, the c
 after the commit. The baseline does not read Kafka, decode, validate, lock or write the ledger:
 all of that is the loader's overhead. Best of 5 each (3 at 1M), interleaved, the table
 truncated between runs; database and topics are removed at the end. The loader's profile split
-is the best ingest run's. Load average is recorded (the machine may be shared). Writes
-bench/results/ingest.json; target ratio (ingest rows/s over raw COPY rows/s) >= 0.8 at every
+is the best ingest run's, with the PostgreSQL backend's own split of each side's best run (on
+CPU / waiting for a core / idle waiting for data, from /proc/<pid>/schedstat when the server is
+local): the two sides give the server the same work, so a difference shows up as waiting (the
+loader's CPU competes with the server for the cores) or idle (the loader did not feed it). Load
+average is recorded (the machine may be shared). `--sizes/--partitions/--repeats` run a part of
+the matrix for quick iteration; only the full matrix writes
+bench/results/ingest.json. Target ratio (ingest rows/s over raw COPY rows/s) >= 0.8 at every
 size, rows/s within ±25 % across sizes.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -45,7 +51,6 @@ PROFILE_FIELDS = (
     "prelude",
     "first_batch",
     "consume",
-    "wait",
     "decode",
     "validate",
     "copy",
@@ -90,6 +95,29 @@ def produce(settings: KafkaSettings, topic: str, partitions: int, n: int) -> Non
     assert producer.flush(120) == 0
 
 
+def server_times(pid: int) -> tuple[float, float] | None:
+    """(on CPU, waiting for a CPU) seconds of a local server process so far; None if not local.
+
+    With the wall time this splits a server's side of a load into running, waiting for a core
+    (the client and everything else on the machine compete for it) and idle (waiting for data).
+    """
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            on_cpu, waiting, _ = f.read().split()
+    except (OSError, ValueError):
+        return None
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
+def server_split(
+    before: tuple[float, float] | None, after: tuple[float, float] | None, wall: float
+) -> dict[str, float] | None:
+    if before is None or after is None:
+        return None
+    cpu, runq = after[0] - before[0], after[1] - before[1]
+    return {"cpu": round(cpu, 3), "runqueue": round(runq, 3), "idle": round(wall - cpu - runq, 3)}
+
+
 def delete_topics(settings: KafkaSettings) -> None:
     """Every topic under the bench's private prefix (ticks topics and the platform's)."""
     client = kafka_admin.admin(settings)  # keep a reference: futures fail if it is collected
@@ -116,13 +144,14 @@ def first_ranges(n: int, partitions: int) -> list[tick_loader.OffsetRange]:
 
 def run_ingest(
     db_settings: DbSettings, kafka: KafkaResource, topic: str, n: int, partitions: int
-) -> tuple[float, tick_loader.LoadProfile]:
+) -> tuple[float, tick_loader.LoadProfile, dict[str, float] | None]:
     truncate(db_settings)
     consumer = Consumer(
         kafka.consumer_config(f"bench-{uuid.uuid4().hex[:6]}", **tick_loader.CONSUMER_CONFIG)
     )
     producer = Producer(kafka_admin.client_config(kafka.settings()))
     with db.connect(db_settings) as conn:
+        before = server_times(conn.info.backend_pid)
         t0 = time.perf_counter()
         result = tick_loader.load_ranges(
             conn,
@@ -132,10 +161,11 @@ def run_ingest(
             tick_loader.DeadLetters(producer, kafka.topic(DEAD_LETTER)),
         )
         elapsed = time.perf_counter() - t0
+        server = server_split(before, server_times(conn.info.backend_pid), elapsed)
     consumer.close()
     assert result.rows == n and result.dead_lettered == 0, (result.rows, n)
     profile = tick_loader.LoadProfile(**asdict(tick_loader.PROFILE))
-    return elapsed, profile
+    return elapsed, profile, server
 
 
 def rows_in_memory(db_settings: DbSettings) -> pl.DataFrame:
@@ -149,30 +179,41 @@ def rows_in_memory(db_settings: DbSettings) -> pl.DataFrame:
         )
 
 
-def run_raw_copy(db_settings: DbSettings, rows: pl.DataFrame) -> float:
+def run_raw_copy(
+    db_settings: DbSettings, rows: pl.DataFrame
+) -> tuple[float, dict[str, float] | None]:
     """The same rows, already decoded in memory, through the same CSV COPY."""
     truncate(db_settings)
     with db.connect(db_settings) as conn:
+        before = server_times(conn.info.backend_pid)
         t0 = time.perf_counter()
         with conn.transaction():
             frames.copy_frame(conn, "market.raw_ticks", rows)
-        return time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        return elapsed, server_split(before, server_times(conn.info.backend_pid), elapsed)
 
 
 def measure(
-    db_settings: DbSettings, kafka: KafkaResource, topic: str, n: int, partitions: int
+    db_settings: DbSettings,
+    kafka: KafkaResource,
+    topic: str,
+    n: int,
+    partitions: int,
+    repeats: int | None = None,
 ) -> dict[str, object]:
     loads = [os.getloadavg()[0]]
-    ingest_s, profile = run_ingest(db_settings, kafka, topic, n, partitions)
+    ingest_s, profile, ingest_server = run_ingest(db_settings, kafka, topic, n, partitions)
     rows = rows_in_memory(db_settings)
-    copy_s = run_raw_copy(db_settings, rows)
+    copy_s, copy_server = run_raw_copy(db_settings, rows)
     # interleaved: the machine is shared, both sides see its noise
-    for _ in range((REPEATS if n < 1_000_000 else 3) - 1):
+    for _ in range((repeats or (REPEATS if n < 1_000_000 else 3)) - 1):
         loads.append(os.getloadavg()[0])
-        again, again_profile = run_ingest(db_settings, kafka, topic, n, partitions)
+        again, again_profile, again_server = run_ingest(db_settings, kafka, topic, n, partitions)
         if again < ingest_s:
-            ingest_s, profile = again, again_profile
-        copy_s = min(copy_s, run_raw_copy(db_settings, rows))
+            ingest_s, profile, ingest_server = again, again_profile, again_server
+        again, again_server = run_raw_copy(db_settings, rows)
+        if again < copy_s:
+            copy_s, copy_server = again, again_server
     loads.append(os.getloadavg()[0])
     return {
         "rows": n,
@@ -183,6 +224,8 @@ def measure(
         "raw_copy_rows_per_s": round(n / copy_s),
         "ratio": round(copy_s / ingest_s, 3),
         "profile_seconds": {f: round(getattr(profile, f), 4) for f in PROFILE_FIELDS},
+        # the PostgreSQL backend during the best run of each side (None: server not local)
+        "server_seconds": {"ingest": ingest_server, "raw_copy": copy_server},
         "fast_batches": profile.fast_batches,
         "slow_batches": profile.slow_batches,
         "load_average_1m": [round(min(loads), 2), round(max(loads), 2)],
@@ -190,6 +233,13 @@ def measure(
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="rows per load")
+    parser.add_argument("--partitions", type=int, nargs="+", default=PARTITIONS)
+    parser.add_argument("--repeats", type=int, help="runs per side (default 5, 3 at 1M)")
+    args = parser.parse_args()
+    # only the full matrix is written to the results file; a partial run only prints
+    full = tuple(args.sizes) == SIZES and tuple(args.partitions) == PARTITIONS and not args.repeats
     base = DbSettings.load()
     name = f"stocks_bench_{uuid.uuid4().hex[:8]}"
     db_settings = db.create_database(base, name)
@@ -200,13 +250,13 @@ def main() -> None:
             migrations.apply(conn)
         kafka_admin.ensure_topics(kafka_settings)
         kafka = KafkaResource(topic_prefix=kafka_settings.topic_prefix)
-        for partitions in PARTITIONS:
-            for n in SIZES:
+        for partitions in args.partitions:
+            for n in args.sizes:
                 spec = TopicSpec(f"bench.ticks{partitions}.{n}", partitions, DAY_MS, "ingest bench")
                 kafka_admin.ensure_topics(kafka_settings, (spec,))
                 topic = topic_name(spec, kafka_settings.topic_prefix)
                 produce(kafka_settings, topic, partitions, n)
-                run = measure(db_settings, kafka, topic, n, partitions)
+                run = measure(db_settings, kafka, topic, n, partitions, args.repeats)
                 runs.append(run)
                 p = run["profile_seconds"]
                 assert isinstance(p, dict)
@@ -216,11 +266,19 @@ def main() -> None:
                     f"{run['raw_copy_rows_per_s']:>9,} rows/s, ratio {run['ratio']:.2f} "
                     f"(total {run['ingest_seconds']:.3f}s, load average {run['load_average_1m']}) "
                     f"| prelude {p['prelude']:.3f}s first batch {p['first_batch']:.3f}s "
-                    f"consume {p['consume']:.3f}s (waited {p['wait']:.3f}s) "
+                    f"consume {p['consume']:.3f}s "
                     f"decode {p['decode']:.3f}s validate {p['validate']:.3f}s "
                     f"COPY {p['copy']:.3f}s finish {p['finish']:.3f}s",
                     flush=True,
                 )
+                server = run["server_seconds"]
+                assert isinstance(server, dict)
+                for side, split in server.items():
+                    if split is not None:
+                        print(
+                            f"{'':>11}server during {side}: on CPU {split['cpu']:.3f}s, waiting "
+                            f"for a core {split['runqueue']:.3f}s, idle {split['idle']:.3f}s"
+                        )
     finally:
         db.drop_database(base, name)
         delete_topics(kafka_settings)
@@ -236,7 +294,7 @@ def main() -> None:
         # ingest rows/s max/min across sizes; ±25 % is max/min <= 1.25 / 0.75
         "linearity": linearity(runs),
         "linearity_by_partitions": {
-            str(k): linearity([r for r in runs if r["partitions"] == k]) for k in PARTITIONS
+            str(k): linearity([r for r in runs if r["partitions"] == k]) for k in args.partitions
         },
         "linearity_target": round(1.25 / 0.75, 3),
         "load_average_1m": [min(loads), max(loads)],
@@ -251,8 +309,9 @@ def main() -> None:
         "consumer_config": tick_loader.CONSUMER_CONFIG,
         "runs": runs,
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    if full:
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"worst ratio {result['ratio']} (target >= 0.8); ingest rows/s max/min across sizes "
         f"and partitions {result['linearity']} (by partitions "

@@ -7,10 +7,12 @@ no-op; the ledger's exclusion constraint rejects overlapping ranges even from co
 
 Per consume batch the fast path decodes every payload with msgspec (C, one call per payload, no
 Python loop body), builds the batch as polars columns, validates it with one vectorised
-expression derived from `marketdata.CONTRACT` and streams it as CSV to one COPY whose writes a
-psycopg worker thread pushes while the next batch is consumed and decoded. A batch holding any
-payload that does not decode as a tick takes the per-record path (`marketdata.decode`), which
-gives each bad record its own reason; both paths are property-tested to agree record by record.
+expression derived from `marketdata.CONTRACT` and streams it as CSV to one COPY. One thread does
+it all, in small batches: librdkafka fetches ahead in its own threads and the server parses the
+COPY in its own process, so a second Python thread only fought the first one for the GIL (ADR
+0032). A batch holding any payload that does not decode as a tick takes the per-record path
+(`marketdata.decode`), which gives each bad record its own reason; both paths are
+property-tested to agree record by record.
 
 Invalid records go to the dead-letter topic, bounded in size (marketdata.DLQ_MAX_*), queued
 until the COPY succeeded and flushed before the commit (at-least-once there: a crash between
@@ -26,10 +28,8 @@ import contextlib
 import hashlib
 import io
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from operator import attrgetter
@@ -39,7 +39,6 @@ import polars as pl
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
 
 from stock_assets.lib import tables
 from stock_assets.lib.frames import CSV_DATETIME
@@ -66,7 +65,10 @@ COPY_RAW_TICKS = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
     sql.Identifier(tables.RAW_TICKS.schema_name, tables.RAW_TICKS.table_name),
     sql.SQL(", ").join(map(sql.Identifier, RAW_TICK_COLUMNS)),
 )
-CONSUME_BATCH = 20_000  # messages per consume batch once the load is under way
+# messages per consume batch once the load is under way. Small: confluent-kafka holds the GIL
+# while it builds a batch's Message objects, and between two batches the server's COPY only has
+# what the socket holds; 5k costs ~0.02 s more per 100k rows than 20k in per-batch overhead
+CONSUME_BATCH = 5_000
 FIRST_BATCH = 1_000  # the first batch, so the COPY starts early; then doubling to CONSUME_BATCH
 CONSUME_WAIT_S = 0.1  # one consume() call's wait; the load's own deadline is `timeout_s`
 # librdkafka consumer settings the loader relies on (merge them into the consumer's config).
@@ -87,6 +89,7 @@ CONSUMER_CONFIG: dict[str, int | bool | str] = {
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = (-(2**63), 2**63 - 1)
+_TICK_VALID = tick_valid_expr()  # built once: ~0.4 ms per build, once per batch otherwise
 _WIRE_SCHEMA = {
     "symbol": pl.String,
     "ts_us": pl.Int64,
@@ -102,10 +105,9 @@ _WIRE_SCHEMA = {
 class LoadProfile:
     """Seconds spent per stage of the last load (for the benchmark's profile split)."""
 
-    consume: float = 0.0  # in the prefetch thread, overlapping the rest
-    wait: float = 0.0  # the COPY side waiting for the next consumed batch
+    consume: float = 0.0  # consume() calls after the first batch, and the per-message getters
     prelude: float = 0.0  # metadata + assign, advisory locks, ledger check
-    first_batch: float = 0.0  # from the end of the prelude to the first batch at the COPY side
+    first_batch: float = 0.0  # from the end of the prelude to the first batch consumed
     finish: float = 0.0  # after the last COPY write: COPY end, dead letters, ledger rows, commit
     decode: float = 0.0
     validate: float = 0.0
@@ -160,7 +162,7 @@ def decode_fast(payloads: Sequence[bytes | None]) -> DecodedBatch | None:
         frame = _frame(columns, range(len(wires)))
     except (OverflowError, TypeError, pl.exceptions.PolarsError):  # an int beyond int64
         return None
-    ok = frame.select(tick_valid_expr()).to_series()
+    ok = frame.select(_TICK_VALID).to_series()
     if ok.all():
         return DecodedBatch(frame, [], True)
     rejected = []
@@ -337,11 +339,11 @@ class DeadLetters:
             )
 
 
-def ledger_overlaps(
+def _send_ledger_check(
     conn: psycopg.Connection, topic: str, ranges: Sequence[OffsetRange]
-) -> dict[int, list[tuple[int, int]]]:
-    """Ledger ranges overlapping each of `ranges`, by partition (one query for all of them)."""
-    rows = conn.execute(
+) -> psycopg.Cursor:
+    """Ledger ranges overlapping each of `ranges` (one query for all of them); fetch later."""
+    return conn.execute(
         "SELECT k.partition, k.start_offset, k.end_offset"
         " FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) AS r(p, s, e)"
         " JOIN ingest.kafka_offsets k ON k.topic = %s AND k.partition = r.p"
@@ -353,11 +355,23 @@ def ledger_overlaps(
             [r.end for r in ranges],
             topic,
         ),
-    ).fetchall()
+    )
+
+
+def _overlaps_by_partition(
+    cursor: psycopg.Cursor, ranges: Sequence[OffsetRange]
+) -> dict[int, list[tuple[int, int]]]:
     found: dict[int, list[tuple[int, int]]] = {r.partition: [] for r in ranges}
-    for p, a, b in rows:
+    for p, a, b in cursor.fetchall():
         found[int(p)].append((int(a), int(b)))
     return found
+
+
+def ledger_overlaps(
+    conn: psycopg.Connection, topic: str, ranges: Sequence[OffsetRange]
+) -> dict[int, list[tuple[int, int]]]:
+    """Ledger ranges overlapping each of `ranges`, by partition (one query for all of them)."""
+    return _overlaps_by_partition(_send_ledger_check(conn, topic, ranges), ranges)
 
 
 def load_ranges(
@@ -374,31 +388,35 @@ def load_ranges(
     """Load exactly `ranges` of `topic` (one transaction); `progress(rows)` after each COPY chunk.
 
     `consumer` must be a fresh consumer (it is assigned here); `timeout_s` bounds the wait for
-    the next message of a range that is not complete yet.
+    the next message of a range that is not complete yet. `conn` must have autocommit off and no
+    transaction open: the load begins and commits its own (or rolls it back and raises).
     """
+    if conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise ValueError("load_ranges commits its own transaction: pass an idle connection")
     PROFILE.__init__()  # type: ignore[misc]
     t_start = time.perf_counter()
     result = LoadResult()
     by_partition = sorted(ranges, key=lambda r: r.partition)
     if len({r.partition for r in by_partition}) != len(by_partition):
         raise ValueError("at most one range per partition in one load")
-    # assigned before the transaction: the broker connection and the first fetches run while the
-    # warehouse takes the locks and reads the ledger (consuming is read-only; what is loaded is
-    # still decided by the ledger, inside the transaction). The topic's metadata is asked for
-    # first: a consumer whose broker connection is already up does not look up the leader of a
-    # newly assigned topic until its 1 s metadata timer ("refresh unavailable topics")
-    consumer.list_topics(topic, timeout=timeout_s)
-    consumer.assign([TopicPartition(topic, r.partition, r.start) for r in by_partition])
-    with conn.transaction():
-        # one round trip: the locks, taken in partition order (unnest yields the array in order,
-        # so concurrent loaders cannot deadlock), then the ledger check
+    pending: list[OffsetRange] = []
+    try:
         with conn.pipeline():
+            # one round trip for BEGIN (psycopg's, implicit), the locks, taken in partition order
+            # (unnest yields the array in order, so concurrent loaders cannot deadlock) and the
+            # ledger check; sent first, so that the server works while the consumer asks the
+            # broker for the topic's metadata and is assigned. Consuming is read-only: what is
+            # loaded is still decided by the ledger, inside the transaction. Without the metadata
+            # request, a consumer whose broker connection is already up does not look up the
+            # leader of a newly assigned topic until its 1 s metadata timer (ADR 0030)
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s), p) FROM unnest(%s::int[]) AS p",
                 (topic, [r.partition for r in by_partition]),
             )
-            ledger = ledger_overlaps(conn, topic, by_partition)
-        pending = []
+            check = _send_ledger_check(conn, topic, by_partition)
+            consumer.list_topics(topic, timeout=timeout_s)
+            consumer.assign([TopicPartition(topic, r.partition, r.start) for r in by_partition])
+            ledger = _overlaps_by_partition(check, by_partition)
         for r in by_partition:
             overlaps = ledger[r.partition]
             if overlaps == [(r.start, r.end)]:
@@ -410,22 +428,28 @@ def load_ranges(
         if result.skipped:
             consumer.pause([TopicPartition(topic, r.partition) for r in result.skipped])
         PROFILE.prelude = time.perf_counter() - t_start
+        counts: dict[int, int] = {}
         if pending:
             counts = _consume_into_copy(
                 conn, consumer, topic, pending, dead_letters, result, timeout_s, progress
             )
             dead_letters.flush(timeout_s)
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO ingest.kafka_offsets"
-                    " (topic, partition, start_offset, end_offset, row_count, run_id)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)",
-                    [
-                        (topic, r.partition, r.start, r.end, counts[r.partition], run_id)
-                        for r in pending
-                    ],
-                )
-            result.loaded = pending
+        with conn.pipeline(), conn.cursor() as cur:  # the ledger rows and COMMIT: one round trip
+            cur.executemany(
+                "INSERT INTO ingest.kafka_offsets"
+                " (topic, partition, start_offset, end_offset, row_count, run_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (topic, r.partition, r.start, r.end, counts[r.partition], run_id)
+                    for r in pending
+                ],
+            )
+            conn.commit()
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):  # a broken connection cannot commit anyway
+            conn.rollback()
+        raise
+    result.loaded = pending
     if pending:
         PROFILE.finish += time.perf_counter() - PROFILE.last_write_end
     return result
@@ -455,15 +479,22 @@ class _Attempt:
         if frame.is_empty():
             return
         self.rows += frame.height
-        for p, n in frame.group_by("kafka_partition").len().iter_rows():
-            self.counts[p] += n
-        ts = frame.get_column("ts_us")
-        lo, hi = ts.min(), ts.max()
+        ts = pl.col("ts_us")
+        # one query for every statistic: each polars call has a fixed cost, paid per batch
+        lo, hi, symbols, hours, partitions = frame.select(
+            ts.min().alias("lo"),
+            ts.max().alias("hi"),
+            pl.col("symbol").unique().implode(),
+            (ts // 3_600_000_000).unique().implode().alias("hours"),
+            pl.col("kafka_partition").value_counts(name="n").implode(),
+        ).row(0)
         assert isinstance(lo, int) and isinstance(hi, int)
+        for counted in partitions:
+            self.counts[counted["kafka_partition"]] += counted["n"]
         self.min_ts_us = lo if self.min_ts_us is None else min(self.min_ts_us, lo)
         self.max_ts_us = hi if self.max_ts_us is None else max(self.max_ts_us, hi)
-        self.symbols.update(frame.get_column("symbol").unique().to_list())
-        self.hours.update((ts // 3_600_000_000).unique().to_list())
+        self.symbols.update(symbols)
+        self.hours.update(hours)
 
     def merge_into(self, result: LoadResult) -> None:
         result.rows += self.rows
@@ -526,7 +557,11 @@ def _load(
     )
     with batches as batches_iter, conn.cursor() as cur:
         if not careful:
-            with cur.copy(COPY_RAW_TICKS, writer=QueuedLibpqWriter(cur)) as copy:
+            # the default writer, in this thread: the socket buffers what the server has not read
+            # yet, and a full buffer is the server's pace (psycopg waits with the GIL released).
+            # QueuedLibpqWriter's worker thread needed the GIL for every 128 KiB it pushed and got
+            # it late while this thread decoded: the server sat idle (ADR 0032)
+            with cur.copy(COPY_RAW_TICKS) as copy:
                 for frame, _ in batches_iter:
                     t0 = time.perf_counter()
                     copy.write(to_csv(copy_frame(frame)))
@@ -556,64 +591,6 @@ def _load(
     return attempt
 
 
-class _Prefetch:
-    """Runs a Kafka batch generator in a thread, `depth` batches ahead of the COPY side.
-
-    consume() waits for fetches with the GIL released, polars and the COPY writer release it
-    too: consuming the next batch overlaps decoding and writing this one. Errors (timeouts,
-    consume errors) are re-raised in the reading thread; `close` stops the producer thread.
-    """
-
-    _END = object()
-
-    def __init__(self, source: Iterator[_Consumed], depth: int = 3) -> None:
-        self.queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run, args=(source,), name="tick-prefetch", daemon=True
-        )
-        self.thread.start()
-
-    def _put(self, item: object) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, source: Iterator[_Consumed]) -> None:
-        try:
-            for item in source:
-                if not self._put(item):
-                    return
-            self._put(self._END)
-        except BaseException as exc:  # handed to the reader, raised there
-            self._put(exc)
-
-    def __iter__(self) -> Iterator[_Consumed]:
-        first = True
-        while True:
-            t0 = time.perf_counter()
-            item = self.queue.get()
-            t1 = time.perf_counter()
-            if first:  # the time to the first batch is a fixed cost, not a consume bottleneck
-                PROFILE.first_batch += t1 - t0
-                first = False
-            else:
-                PROFILE.wait += t1 - t0
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 @dataclass
 class _Consumed:
     messages: list[Message]
@@ -624,7 +601,7 @@ class _Consumed:
 
 def _consumed_batches(
     consumer: Consumer, topic: str, pending: Sequence[OffsetRange], timeout_s: float
-) -> Iterator[_Consumed]:
+) -> Generator[_Consumed]:
     """The messages of `pending`, batch by batch, until every partition reached its end."""
     ends = {r.partition: r.end for r in pending}
     starts = {r.partition: r.start for r in pending}
@@ -636,8 +613,9 @@ def _consumed_batches(
     # until the timeout, so the last batch of a range ending at the partition's end would wait
     left = sum(r.size for r in pending)
     deadline = time.monotonic() + timeout_s
+    first = True
+    t0 = time.perf_counter()  # consume time: from each resumption to the next yield
     while open_parts:
-        t0 = time.perf_counter()
         messages = consumer.consume(max(1, min(batch_size, left)), timeout=CONSUME_WAIT_S)
         if not messages:
             if time.monotonic() > deadline:
@@ -664,8 +642,13 @@ def _consumed_batches(
             offsets = [offsets[i] for i in keep]
         payloads = [m.value() for m in messages]
         left = _close_finished(consumer, topic, open_parts, ends, starts)
-        PROFILE.consume += time.perf_counter() - t0
+        if first:  # the time to the first batch is a fixed cost, not a consume rate
+            PROFILE.first_batch += time.perf_counter() - t0
+            first = False
+        else:
+            PROFILE.consume += time.perf_counter() - t0
         yield _Consumed(messages, parts, offsets, payloads)
+        t0 = time.perf_counter()
 
 
 def _decoded_batches(
@@ -686,9 +669,9 @@ def _decoded_batches(
         tps = [TopicPartition(topic, r.partition, r.start) for r in pending]
         consumer.assign(tps)
         consumer.resume(tps)  # partitions paused by the first pass
-    prefetch = _Prefetch(_consumed_batches(consumer, topic, pending, timeout_s))
+    consumed = _consumed_batches(consumer, topic, pending, timeout_s)
     try:
-        for c in prefetch:
+        for c in consumed:
             attempt.consumed += len(c.messages)
             t0 = time.perf_counter()
             decode_s = PROFILE.decode
@@ -710,7 +693,7 @@ def _decoded_batches(
             PROFILE.validate += time.perf_counter() - t1  # rejects and offsets
             yield frame, c.messages
     finally:
-        prefetch.close()
+        consumed.close()
 
 
 def _drop_errors(topic: str, messages: list[Message]) -> list[Message]:

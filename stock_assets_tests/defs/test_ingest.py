@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
@@ -248,3 +249,135 @@ def test_a_load_skips_loaded_ranges_and_reads_the_others_to_their_end(
             ("mixed-load",),
         ).fetchall()
     assert loaded == [(0, 1_251), (1, 1_250)]
+
+
+@pytest.fixture(scope="module")
+def long_topic(module_kafka: KafkaSettings) -> tuple[str, int]:
+    """A private 1-partition topic of 7,000 ticks: a load of it is several COPY batches.
+
+    raw_ticks is keyed by (partition, offset, ts) without the topic: the ticks are moved a year
+    ahead so that they cannot collide with the other tests' ticks at the same offsets."""
+    from itertools import islice
+
+    import msgspec
+    from confluent_kafka import Producer
+
+    from stock_assets.lib import kafka_admin
+    from stock_assets.lib.topics import DAY_MS, TopicSpec
+
+    spec = TopicSpec("test.long", 1, DAY_MS, "a load of several batches")
+    kafka_admin.ensure_topics(module_kafka, (spec,))
+    topic = topic_name(spec, module_kafka.topic_prefix)
+    frame = replay.replay_frame("minute", ["AAPL"], seed=5, ticks_per_bar=4)
+    producer = Producer(kafka_admin.client_config(module_kafka))
+    year_us = 365 * 86_400 * 1_000_000
+    for tick in islice(replay.ticks_from_frame(frame, source="long-load"), 7_000):
+        ahead = msgspec.structs.replace(tick, ts_us=tick.ts_us + year_us)
+        producer.produce(topic, key=b"AAPL", value=marketdata.encode(ahead), partition=0)
+    assert producer.flush(30) == 0
+    return topic, 7_000
+
+
+def _load_long(
+    conn: object,
+    resources: dict[str, object],
+    topic: str,
+    n: int,
+    dead_letters: tick_loader.DeadLetters | None = None,
+    progress: object = None,
+) -> tick_loader.LoadResult:
+    from confluent_kafka import Producer
+
+    from stock_assets.defs.resources import KafkaResource
+    from stock_assets.lib import kafka_admin
+
+    kafka = resources["kafka"]
+    assert isinstance(kafka, KafkaResource)
+    consumer = Consumer(kafka.consumer_config("long-load", **tick_loader.CONSUMER_CONFIG))
+    producer = Producer(kafka_admin.client_config(kafka.settings()))
+    try:
+        return tick_loader.load_ranges(
+            conn,  # type: ignore[arg-type]
+            consumer,
+            topic,
+            [tick_loader.OffsetRange(0, 0, n)],
+            dead_letters or tick_loader.DeadLetters(producer, kafka.topic(DEAD_LETTER)),
+            timeout_s=30,
+            progress=progress,  # type: ignore[arg-type]
+        )
+    finally:
+        consumer.close()
+
+
+def _long_rows(settings: DbSettings) -> tuple[int, int]:
+    return (
+        count(settings, "SELECT count(*) FROM market.raw_ticks WHERE source = 'long-load'"),
+        count(settings, "SELECT count(*) FROM ingest.kafka_offsets WHERE topic LIKE '%test.long'"),
+    )
+
+
+def test_a_crash_in_the_middle_of_the_copy_and_after_it_loses_and_duplicates_nothing(
+    long_topic: tuple[str, int], module_db: DbSettings, resources: dict[str, object]
+) -> None:
+    """The COPY streams batch by batch from the consuming thread, and the ledger rows and COMMIT
+    share one round trip: a failure between two COPY batches, or after the COPY (dead letters
+    not acknowledged), rolls back the whole load and leaves the connection idle and usable."""
+    topic, n = long_topic
+    calls: list[int] = []
+
+    def crash_at_the_second_batch(rows: int) -> None:
+        calls.append(rows)
+        if len(calls) == 2:
+            raise RuntimeError(f"crash after {rows} rows")
+
+    class Unacknowledged(tick_loader.DeadLetters):
+        def flush(self, timeout_s: float) -> None:
+            raise RuntimeError("dead-letter topic down")
+
+    with db.connect(module_db) as conn:
+        with pytest.raises(RuntimeError, match="crash after"):
+            _load_long(conn, resources, topic, n, progress=crash_at_the_second_batch)
+        assert 0 < calls[0] < calls[1] < n  # the COPY was under way, more batches to come
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert _long_rows(module_db) == (0, 0)
+
+        from confluent_kafka import Producer
+
+        from stock_assets.defs.resources import KafkaResource
+        from stock_assets.lib import kafka_admin
+
+        kafka = resources["kafka"]
+        assert isinstance(kafka, KafkaResource)
+        unacknowledged = Unacknowledged(
+            Producer(kafka_admin.client_config(kafka.settings())), kafka.topic(DEAD_LETTER)
+        )
+        with pytest.raises(RuntimeError, match="dead-letter topic down"):
+            _load_long(conn, resources, topic, n, dead_letters=unacknowledged)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert _long_rows(module_db) == (0, 0)
+
+        # the same connection then loads the range once; a second load is a no-op
+        assert _load_long(conn, resources, topic, n).rows == n
+        assert _load_long(conn, resources, topic, n).skipped == [tick_loader.OffsetRange(0, 0, n)]
+    assert _long_rows(module_db) == (n, 1)
+    assert (
+        count(
+            module_db,
+            "SELECT count(DISTINCT kafka_offset) FROM market.raw_ticks WHERE source = 'long-load'",
+        )
+        == n
+    )
+
+
+def test_load_ranges_wants_an_idle_connection(
+    long_topic: tuple[str, int], module_db: DbSettings, resources: dict[str, object]
+) -> None:
+    """The load begins and commits its own transaction: it refuses to run inside the caller's
+    (whose uncommitted work it would commit) or on an autocommit connection."""
+    topic, n = long_topic
+    with db.connect(module_db) as conn:
+        conn.execute("SELECT 1")
+        with pytest.raises(ValueError, match="idle connection"):
+            _load_long(conn, resources, topic, n)
+    with db.connect(module_db, autocommit=True) as conn, pytest.raises(ValueError):
+        _load_long(conn, resources, topic, n)

@@ -76,6 +76,7 @@ def load_warehouse(kafka: KafkaSettings, warehouse: DbSettings) -> int:
             for p, end in ends(kafka).items()
             if end > loaded.get(p, 0)
         ]
+        conn.commit()  # end the ledger read: load_ranges begins and commits its own transaction
         if not ranges:
             return 0
         consumer = Consumer(
@@ -96,7 +97,6 @@ def load_warehouse(kafka: KafkaSettings, warehouse: DbSettings) -> int:
             )
         finally:
             consumer.close()
-        conn.commit()
         return result.rows
 
 
