@@ -34,7 +34,6 @@ INTERVAL_CHECK = "interval_contains_forecast"
 FEATURE_LOOKBACK = timedelta(days=450)
 
 
-
 def _markdown(df: pl.DataFrame) -> str:
     if df.is_empty():
         return "_none_"

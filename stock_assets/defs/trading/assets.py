@@ -38,7 +38,6 @@ CLOSE_LOOKBACK = timedelta(days=10)
 EQUITY_CHECK = "cash_plus_positions_equals_equity"
 
 
-
 def signals_through(instance: dg.DagsterInstance) -> date | None:
     """The newest day whose signals were materialized: the paper portfolio applies no session
     after it. A sessions run writes a window's daily bars before its signals, so without this

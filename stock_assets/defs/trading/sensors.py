@@ -88,4 +88,3 @@ def orders_market_open(context: dg.ScheduleEvaluationContext) -> dg.RunRequest |
     if busy:
         return dg.SkipReason(f"a {TRADING_JOB} run is queued or in flight ({busy[0]})")
     return dg.RunRequest()
-
