@@ -1,11 +1,12 @@
 """The orders asset: new signals -> orders through the configured broker, then reconciliation.
 
-It runs in the `trading` job with the paper portfolio (the `trading_after_signals` sensor, after
-new signals), plus the `orders_market_open` schedule at 09:35 New York on weekdays: signals are
-computed on daily bars after the close, and the market-hours limit holds live orders until a
-session is open (defs/trading/sensors.py). Dry-run by default (orders computed, stored as `dry_run` and
-shown; nothing sent); live only with broker.mode = "live" (config/trading.json or
-STOCK_BROKER_MODE). alpaca-py is imported only when the Alpaca broker is built.
+It runs in the `trading` job with the paper portfolio (the `trading_after_signals` sensor,
+after new signals), plus the `orders_market_open` schedule at 09:35 New York on weekdays:
+signals are computed on daily bars after the close, and the market-hours limit holds live
+orders until a session is open (defs/trading/sensors.py). Dry-run by default (orders
+computed, stored as `dry_run` and shown; nothing sent); live only with broker.mode = "live"
+(config/trading.json or STOCK_BROKER_MODE). alpaca-py is imported only when the Alpaca
+broker is built.
 """
 
 import dagster as dg

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -40,8 +39,9 @@ LAST = date(2013, 3, 1)
 STATE = {
     "backtests": "SELECT to_jsonb(b) - 'backtest_id' - 'run_at' FROM trading.backtests b"
     " ORDER BY strategy, symbol, params_hash",
-    "trades": "SELECT b.strategy, b.symbol, to_jsonb(t) - 'backtest_id' FROM trading.backtest_trades"
-    " t JOIN trading.backtests b USING (backtest_id) ORDER BY 1, 2, t.trade_no",
+    "trades": "SELECT b.strategy, b.symbol, to_jsonb(t) - 'backtest_id'"
+    " FROM trading.backtest_trades t JOIN trading.backtests b USING (backtest_id)"
+    " ORDER BY 1, 2, t.trade_no",
     "orders": "SELECT account_id, symbol, session_date, strategy, side, quantity, status"
     " FROM trading.orders ORDER BY 1, 2, 3, 4",
     "fills": "SELECT o.account_id, o.symbol, o.session_date, f.ts, f.price, f.quantity,"
@@ -123,7 +123,7 @@ def incremental(
     settings: DbSettings, daily: pl.DataFrame, config: str, *, bounded: bool
 ) -> dict[str, list[tuple[Any, ...]]]:
     instance = dg.DagsterInstance.ephemeral()
-    start = daily["session_date"].min()
+    start: date = daily["session_date"].min()  # type: ignore[assignment]
     deliver(settings, daily, (start, BARS_AHEAD_END), (start, FIRST_END))
     if bounded:
         signals_done(instance, FIRST_END)
@@ -152,7 +152,7 @@ def test_incremental_runs_equal_one_full_recompute(
 ) -> None:
     with private_database(base_db_settings) as full_db:
         instance = dg.DagsterInstance.ephemeral()
-        start = daily["session_date"].min()
+        start: date = daily["session_date"].min()  # type: ignore[assignment]
         deliver(full_db, daily, (start, LAST), (start, LAST))
         signals_done(instance, LAST)
         run_job(full_db, config_path, instance)
