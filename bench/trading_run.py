@@ -130,11 +130,18 @@ def one_round(
     base: DbSettings, variant: str, bars: pl.DataFrame, sigs: pl.DataFrame
 ) -> dict[str, Any]:
     dagster = str(Path(sys.executable).with_name("dagster"))
+    execute_job = [dagster, "job", "execute"]
     argv = {
-        "measured": [dagster, "job", "execute", "-m", "stock_assets.definitions", "-a", "defs"]
-        + ["-j", "trading"],
-        "baseline": [dagster, "job", "execute", "-f", __file__, "-a", "baseline_defs"]
-        + ["-j", "trading_multiprocess"],
+        "measured": [*execute_job, "-m", "stock_assets.definitions", "-a", "defs", "-j", "trading"],
+        "baseline": [
+            *execute_job,
+            "-f",
+            __file__,
+            "-a",
+            "baseline_defs",
+            "-j",
+            "trading_multiprocess",
+        ],
     }[variant]
     days = sorted(bars["session_date"].unique().to_list())
     first, before_last, last = days[0], days[-2], days[-1]
