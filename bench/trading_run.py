@@ -198,13 +198,14 @@ def main() -> None:
         }
 
     phases = ("history", "live", "idle")
+    days = sorted(bars["session_date"].unique().to_list())
     result: dict[str, Any] = {
         "ratio": round(med("baseline", "live") / med("measured", "live"), 3),
         **{f"{p}_run_s": round(med("measured", p), 3) for p in phases},
         **{f"{p}_run_baseline_s": round(med("baseline", p), 3) for p in phases},
         "steps_s": {v: {p: steps(v, p) for p in phases} for v in rounds},
         "rows": rounds["measured"][0]["rows"],
-        "history": f"{bars['session_date'].min()}..{bars['session_date'].max()}",
+        "history": f"{days[0]}..{days[-1]}",
         "book_entries": len(book),
         "raw_s": {v: {p: [r[p][0] for r in rs] for p in phases} for v, rs in rounds.items()},
         "rounds": ROUNDS,
