@@ -11,7 +11,9 @@ sensors instead request nothing while a run of their job is queued or in flight
 - `partitioned_follower`: the days whose newest upstream materialization is newer than the
   target's (new days, recomputed days, days whose run failed) -> one ranged run over the first
   region of them (days at most `MAX_BRIDGE_DAYS` apart; a ranged run writes one event per
-  partition, so 11 empty years are not bridged); a further region on a later tick.
+  partition, so 11 empty years are not bridged); a further region on a later tick. Nor while a
+  run of its lane waits for the slot (`runs.lane_waiting`): the jobs sharing the `aux` slot
+  (search, alerts, predictions) then queue at most one run between them.
 - `latest_upstream`: the newest materialization storage id of some assets, for an unpartitioned
   follower that runs once for any number of upstream updates (trading/sensors.py).
 """
@@ -20,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import cast
 
 import dagster as dg
 
-from stock_assets.defs.runs import in_flight
+from stock_assets.defs.runs import LANE_TAG, Lane, in_flight, lane_waiting
 from stock_assets.lib.spans import date_spans
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -66,11 +69,16 @@ def catch_up(
     job_name: str,
     target: dg.AssetKey,
     upstream: Sequence[dg.AssetKey],
+    lane: Lane | None = None,
 ) -> dg.SensorResult | dg.SkipReason:
-    """Nothing while a run of `job_name` is in flight; else one run over the first stale region."""
+    """Nothing while a run of `job_name` is in flight, or a run of its shared `lane` waits for
+    the slot; else one run over the first stale region."""
     busy = in_flight(instance, job_name)
     if busy:
         return dg.SkipReason(f"a {job_name} run is queued or in flight ({busy[0]})")
+    waiting = lane_waiting(instance, lane) if lane else []
+    if waiting:
+        return dg.SkipReason(f"a run of the {lane} lane waits for its slot ({waiting[0]})")
     stale = stale_days(instance, target, upstream)
     regions = date_spans(stale, MAX_BRIDGE_DAYS)
     if not regions:
@@ -102,7 +110,9 @@ def partitioned_follower(
         description=description,
     )
     def follower(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        return catch_up(context.instance, job.name, target, upstream)
+        return catch_up(context.instance, job.name, target, upstream, lane)
+
+    lane = cast("Lane", job.tags[LANE_TAG])
 
     return follower
 

@@ -14,6 +14,7 @@ import dagster as dg
 from stock_assets.defs.catch_up import RANGE_END_TAG, RANGE_START_TAG
 from stock_assets.defs.forecast.sensors import PREDICTIONS_JOB, forecast_after_bars
 from stock_assets.defs.kernel import ALERTS, BARS_DAILY, INDICATORS, PREDICTIONS, SIGNALS
+from stock_assets.defs.runs import Lane, lane_tags
 from stock_assets.defs.trading.assets import signals_through
 from stock_assets.defs.trading.sensors import (
     ALERTS_JOB,
@@ -142,3 +143,41 @@ def test_predictions_follow_bars_and_indicators_as_one_run() -> None:
     assert isinstance(tick(forecast_after_bars, instance), dg.SkipReason)
     instance.delete_run(running.run_id)
     assert span(one_request(tick(forecast_after_bars, instance))) == ("2004-03-02", "2004-03-04")
+
+
+def add_queued_run(instance: dg.DagsterInstance, job_name: str, lane: Lane) -> dg.DagsterRun:
+    """A run of `lane` waiting in the queue, as the QueuedRunCoordinator records it. Dagster
+    requires a RemoteJobOrigin for a QUEUED run and has no public constructor for one, hence the
+    private imports (test only)."""
+    from dagster._core.remote_origin import (
+        InProcessCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__))
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_name)
+    run = dg.DagsterRun(
+        job_name=job_name,
+        status=dg.DagsterRunStatus.QUEUED,
+        tags=lane_tags(lane),
+        remote_job_origin=origin,
+    )
+    return instance.add_run(run)
+
+
+def test_the_aux_followers_queue_one_run_between_them() -> None:
+    """alerts, predictions and search share the `aux` slot: none requests while one waits."""
+    instance = dg.DagsterInstance.ephemeral()
+    materialize(instance, BARS_DAILY, "2004-03-01")
+    materialize(instance, INDICATORS, "2004-03-01")
+    queued = add_queued_run(instance, "search_index", "aux")
+    for sensor in (alerts_after_bars, forecast_after_bars):
+        waiting = tick(sensor, instance)
+        assert isinstance(waiting, dg.SkipReason) and queued.run_id in (waiting.skip_message or "")
+    # a run of another lane waiting does not hold them back
+    instance.delete_run(queued.run_id)
+    add_queued_run(instance, TRADING_JOB, "trading")
+    one_request(tick(alerts_after_bars, instance))
+    one_request(tick(forecast_after_bars, instance))
