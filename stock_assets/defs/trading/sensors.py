@@ -7,8 +7,9 @@
   the paper portfolio applies sessions only up to the newest day whose signals were materialized
   (`trading.assets.signals_through`), so bars of a day whose signals are still being computed
   are left for the next run.
-- `alerts_after_bars` -> `alerts` job (`analytics/alerts`, daily partitions, the `aux` lane): the
-  days whose daily bars are newer than their alerts, as one ranged run (defs/catch_up.py).
+- `alerts_after_bars` -> `alerts` job (`analytics/alerts`, daily partitions, the `trading` lane
+  after the trading runs): the days whose daily bars are newer than their alerts, as one ranged
+  run (defs/catch_up.py); nothing while a run of the lane waits for the slot.
 - `orders_market_open` (09:35 New York, weekdays): a `trading` run when the market opens, so
   live orders held by the market-hours limit go out (defs/trading/orders.py).
 """
@@ -19,7 +20,13 @@ import dagster as dg
 
 from stock_assets.defs.catch_up import latest_upstream, partitioned_follower
 from stock_assets.defs.kernel import ALERTS, BARS_DAILY, SIGNALS
-from stock_assets.defs.runs import SENSOR_INTERVAL_S, in_flight, serial_job_tags
+from stock_assets.defs.runs import (
+    PRIORITY,
+    PRIORITY_TAG,
+    SENSOR_INTERVAL_S,
+    in_flight,
+    serial_job_tags,
+)
 from stock_assets.defs.trading.assets import alerts, backtests, paper_portfolio
 from stock_assets.defs.trading.orders import orders
 from stock_assets.lib.calendar import TIMEZONE
@@ -41,7 +48,14 @@ alerts_job = dg.define_asset_job(
     ALERTS_JOB,
     selection=dg.AssetSelection.assets(alerts),
     description="Price-movement alerts for a range of NY days.",
-    tags={"domain": "trading", **serial_job_tags(ALERTS_JOB, max_runtime_s=3600, lane="aux")},
+    # The trading lane: alerts are the trading bot's, their run is short now (the whole 2000-2013
+    # history in one ranged in-process run, ~17 s of work at load 13), and in the `aux` lane
+    # they waited behind multi-minute search indexing runs. Dequeued after a trading run.
+    tags={
+        "domain": "trading",
+        **serial_job_tags(ALERTS_JOB, max_runtime_s=3600, lane="trading"),
+        PRIORITY_TAG: str(PRIORITY["trading"] - 5),
+    },
     executor_def=dg.in_process_executor,
 )
 

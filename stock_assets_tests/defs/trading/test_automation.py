@@ -167,17 +167,18 @@ def add_queued_run(instance: dg.DagsterInstance, job_name: str, lane: Lane) -> d
     return instance.add_run(run)
 
 
-def test_the_aux_followers_queue_one_run_between_them() -> None:
-    """alerts, predictions and search share the `aux` slot: none requests while one waits."""
+def test_a_follower_requests_nothing_while_a_run_of_its_lane_waits() -> None:
+    """Jobs sharing a lane's slot queue one run between them (alerts: trading; predictions and
+    search: aux)."""
     instance = dg.DagsterInstance.ephemeral()
     materialize(instance, BARS_DAILY, "2004-03-01")
     materialize(instance, INDICATORS, "2004-03-01")
-    queued = add_queued_run(instance, "search_index", "aux")
-    for sensor in (alerts_after_bars, forecast_after_bars):
-        waiting = tick(sensor, instance)
-        assert isinstance(waiting, dg.SkipReason) and queued.run_id in (waiting.skip_message or "")
-    # a run of another lane waiting does not hold them back
-    instance.delete_run(queued.run_id)
-    add_queued_run(instance, TRADING_JOB, "trading")
-    one_request(tick(alerts_after_bars, instance))
+    search = add_queued_run(instance, "search_index", "aux")
+    waiting = tick(forecast_after_bars, instance)
+    assert isinstance(waiting, dg.SkipReason) and search.run_id in (waiting.skip_message or "")
+    one_request(tick(alerts_after_bars, instance))  # another lane
+    trading = add_queued_run(instance, TRADING_JOB, "trading")
+    waiting = tick(alerts_after_bars, instance)
+    assert isinstance(waiting, dg.SkipReason) and trading.run_id in (waiting.skip_message or "")
+    instance.delete_run(search.run_id)
     one_request(tick(forecast_after_bars, instance))
