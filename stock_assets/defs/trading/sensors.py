@@ -7,9 +7,9 @@
   the paper portfolio applies sessions only up to the newest day whose signals were materialized
   (`trading.assets.signals_through`), so bars of a day whose signals are still being computed
   are left for the next run.
-- `alerts_after_bars` -> `alerts` job (`analytics/alerts`, daily partitions, the `trading` lane
-  after the trading runs): the days whose daily bars are newer than their alerts, as one ranged
-  run (defs/catch_up.py); nothing while a run of the lane waits for the slot.
+- `alerts_after_bars` -> `alerts` job (`analytics/alerts`, daily partitions, the `trading` lane):
+  the days whose daily bars are newer than their alerts, as one ranged run (defs/catch_up.py).
+  Both sensors request nothing while a run of the lane waits for the slot: they take turns.
 - `orders_market_open` (09:35 New York, weekdays): a `trading` run when the market opens, so
   live orders held by the market-hours limit go out (defs/trading/orders.py).
 """
@@ -20,13 +20,7 @@ import dagster as dg
 
 from stock_assets.defs.catch_up import latest_upstream, partitioned_follower
 from stock_assets.defs.kernel import ALERTS, BARS_DAILY, SIGNALS
-from stock_assets.defs.runs import (
-    PRIORITY,
-    PRIORITY_TAG,
-    SENSOR_INTERVAL_S,
-    in_flight,
-    serial_job_tags,
-)
+from stock_assets.defs.runs import SENSOR_INTERVAL_S, in_flight, lane_waiting, serial_job_tags
 from stock_assets.defs.trading.assets import alerts, backtests, paper_portfolio
 from stock_assets.defs.trading.orders import orders
 from stock_assets.lib.calendar import TIMEZONE
@@ -50,12 +44,9 @@ alerts_job = dg.define_asset_job(
     description="Price-movement alerts for a range of NY days.",
     # The trading lane: alerts are the trading bot's, their run is short now (the whole 2000-2013
     # history in one ranged in-process run, ~17 s of work at load 13), and in the `aux` lane
-    # they waited behind multi-minute search indexing runs. Dequeued after a trading run.
-    tags={
-        "domain": "trading",
-        **serial_job_tags(ALERTS_JOB, max_runtime_s=3600, lane="trading"),
-        PRIORITY_TAG: str(PRIORITY["trading"] - 5),
-    },
+    # they waited behind multi-minute search indexing runs. Both sensors of the lane request
+    # nothing while a run of it waits for the slot, so they take turns.
+    tags={"domain": "trading", **serial_job_tags(ALERTS_JOB, max_runtime_s=3600, lane="trading")},
     executor_def=dg.in_process_executor,
 )
 
@@ -71,6 +62,9 @@ def trading_after_signals(context: dg.SensorEvaluationContext) -> dg.SensorResul
     if busy:
         # the cursor does not move: the updates after it go into the next run
         return dg.SkipReason(f"a {TRADING_JOB} run is queued or in flight ({busy[0]})")
+    waiting = lane_waiting(context.instance, "trading")
+    if waiting:  # an alerts run waits for the lane's slot: it goes first (else it would starve)
+        return dg.SkipReason(f"a run of the trading lane waits for its slot ({waiting[0]})")
     seen = int(context.cursor or 0)
     newest = latest_upstream(context.instance, [SIGNALS, BARS_DAILY])
     if newest <= seen:
