@@ -70,6 +70,16 @@ def in_flight(instance: dg.DagsterInstance, job_name: str) -> list[str]:
     return [record.dagster_run.run_id for record in records]
 
 
+def lane_waiting(instance: dg.DagsterInstance, lane: Lane) -> list[str]:
+    """Run ids of `lane` waiting in the queue for its slot (normally 0 or 1). The auxiliary
+    followers request nothing while one waits: the lane's queue stays at one run however many
+    jobs share the slot."""
+    records = instance.get_run_records(
+        dg.RunsFilter(tags={LANE_TAG: lane}, statuses=[dg.DagsterRunStatus.QUEUED]), limit=5
+    )
+    return [record.dagster_run.run_id for record in records]
+
+
 class SettingsRejected(ConfigError, dg.Failure):
     """A ConfigError that Dagster's op RetryPolicy does not retry (`allow_retries=False`)."""
 

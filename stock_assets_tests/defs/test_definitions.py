@@ -74,17 +74,31 @@ def test_checks() -> None:
 
 def test_jobs_sensors_schedules() -> None:
     jobs = {job.name for job in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
-    assert jobs == {"ingest_raw_ticks", "market_sessions", "search_index", "warehouse_maintenance"}
+    assert jobs == {
+        "ingest_raw_ticks",
+        "market_sessions",
+        "search_index",
+        "warehouse_maintenance",
+        "trading",
+        "alerts",
+        "forecast_predictions",
+        "forecast_evaluation",
+    }
     assert {s.name for s in defs.sensors or []} == {
         "kafka_ticks_sensor",
         "sessions_after_ingest",
         "search_catch_up",
-        "trading_automation",
-        "alerts_automation",
-        "forecast_automation",
+        "trading_after_signals",
+        "alerts_after_bars",
+        "forecast_after_bars",
     }
     schedules = {s.name: s for s in defs.schedules or []}
-    assert set(schedules) >= {"market_end_of_day", "warehouse_maintenance_schedule"}
+    assert set(schedules) >= {
+        "market_end_of_day",
+        "warehouse_maintenance_schedule",
+        "orders_market_open",
+        "forecast_weekly",
+    }
     eod = schedules["market_end_of_day"]
     assert isinstance(eod, dg.ScheduleDefinition)
     assert eod.cron_schedule == "30 17 * * 1-5"

@@ -446,26 +446,39 @@ def test_sensor_driven_jobs_run_one_at_a_time_in_process() -> None:
     assert limits[(LANE_TAG, "aux")] == 1 and limits[(LANE_TAG, "trading")] == 1
     lanes = {
         name: defs.resolve_job_def(name).tags
-        for name in ("ingest_raw_ticks", "market_sessions", "search_index", "warehouse_maintenance")
+        for name in (
+            "ingest_raw_ticks",
+            "market_sessions",
+            "trading",
+            "search_index",
+            "alerts",
+            "forecast_predictions",
+            "forecast_evaluation",
+            "warehouse_maintenance",
+        )
     }
-    sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
-    lanes["trading_automation"] = sensors["trading_automation"].run_tags  # type: ignore[attr-defined]
-    lanes["forecast_automation"] = sensors["forecast_automation"].run_tags  # type: ignore[attr-defined]
-    lanes["alerts_automation"] = sensors["alerts_automation"].run_tags  # type: ignore[attr-defined]
+    # every job carries its lane: a run launched from the Launchpad gets the job's tags
+    # (dagster_graphql create_valid_pipeline_run merges remote_job.tags into the run's)
     assert {name: tags[LANE_TAG] for name, tags in lanes.items()} == {
         "ingest_raw_ticks": "ingest",
         "market_sessions": "sessions",
-        "trading_automation": "trading",
+        "trading": "trading",
         "search_index": "aux",
+        "alerts": "trading",
+        "forecast_predictions": "aux",
+        "forecast_evaluation": "aux",
         "warehouse_maintenance": "aux",
-        "forecast_automation": "aux",
-        "alerts_automation": "aux",
     }
-    priority = {name: int(tags[PRIORITY_TAG]) for name, tags in lanes.items()}
-    assert (
-        priority["ingest_raw_ticks"] > priority["market_sessions"] > priority["trading_automation"]
+    assert all(
+        job.name == "__ASSET_JOB" or LANE_TAG in job.tags for job in defs.resolve_all_job_defs()
     )
-    assert priority["trading_automation"] > priority["search_index"]
+    for name in ("trading", "alerts", "forecast_predictions", "forecast_evaluation"):
+        job = defs.resolve_job_def(name)
+        assert job.tags[SERIAL_TAG] == name  # one run at a time in the queue too
+        assert job.executor_def is dg.in_process_executor  # no process per step
+    priority = {name: int(tags[PRIORITY_TAG]) for name, tags in lanes.items()}
+    assert priority["ingest_raw_ticks"] > priority["market_sessions"] > priority["trading"]
+    assert priority["trading"] == priority["alerts"] > priority["search_index"]
     slots = config["run_coordinator"]["config"]["max_concurrent_runs"]
     assert slots >= len({tags[LANE_TAG] for tags in lanes.values()})  # a slot for every lane
     assert isinstance(WarehouseUnavailable("x"), TransientError)

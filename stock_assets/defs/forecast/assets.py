@@ -25,7 +25,6 @@ from stock_assets.defs.kernel import (
 )
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.lib import frames
-from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.forecast import evaluate, models, registry, store
 from stock_assets.lib.forecast.features import FEATURE_COLUMNS, build_features, target_column
 
@@ -33,15 +32,6 @@ BEATS_RANDOM_WALK = "beats_random_walk"
 INTERVAL_CHECK = "interval_contains_forecast"
 # features need 50 sessions of history (SMA 50) plus the indicators' own warm-up
 FEATURE_LOOKBACK = timedelta(days=450)
-
-# Weekly: a walk-forward run refits the model once per fold; new models every week are plenty
-# for a quarterly refit cadence (serving picks the newest version that predates each forecast).
-WEEKLY = dg.AutomationCondition.on_cron("0 6 * * 6", TIMEZONE).with_label("weekly")
-AFTER_NEW_BARS = (
-    dg.AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.assets(EVALUATION))
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("after_new_bars")
 
 
 def _markdown(df: pl.DataFrame) -> str:
@@ -63,7 +53,6 @@ def _markdown(df: pl.DataFrame) -> str:
     key=EVALUATION,
     deps=[BARS_DAILY, INDICATORS],
     group_name="forecast",
-    automation_condition=WEEKLY,
     kinds={"lightgbm", "mlflow", "timescaledb"},
     check_specs=[dg.AssetCheckSpec(BEATS_RANDOM_WALK, asset=EVALUATION)],
 )
@@ -185,7 +174,6 @@ def _register(
 @session_asset(
     key=PREDICTIONS,
     deps=[BARS_DAILY, INDICATORS, EVALUATION],
-    automation_condition=AFTER_NEW_BARS,
     group_name="forecast",
     kinds={"lightgbm", "mlflow", "timescaledb"},
     check_specs=[dg.AssetCheckSpec(INTERVAL_CHECK, asset=PREDICTIONS)],

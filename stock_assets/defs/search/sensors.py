@@ -7,7 +7,8 @@ skips (naming the URL) instead of launching runs bound to fail; once it answers,
 ranged run (the assets' single-run backfill policy): the first region of stale days, over every
 index stale in it (days at most `MAX_BRIDGE_DAYS` apart are one region; re-indexing a day that was
 current is idempotent). Further regions come on later ticks, so the auxiliary lane it shares with
-the forecasts (defs/runs.py) never holds more than one search run.
+alerts and forecasts (defs/runs.py) never holds more than one search run, and it requests nothing
+while a run of that lane waits for the slot (defs/catch_up.py).
 """
 
 from datetime import date
@@ -22,7 +23,7 @@ from stock_assets.defs.kernel import (
     SIGNALS,
     SIGNALS_INDEX,
 )
-from stock_assets.defs.runs import lane_tags
+from stock_assets.defs.runs import lane_tags, lane_waiting
 from stock_assets.defs.search.assets import alerts_index, daily_bars_index, signals_index
 from stock_assets.defs.search.resources import SearchResource
 from stock_assets.lib.search.client import SearchUnavailable
@@ -94,6 +95,9 @@ def search_catch_up(
     )
     if active:
         return dg.SkipReason(f"search_index run {active[0].run_id} is still in progress")
+    waiting = lane_waiting(context.instance, "aux")  # one queued run in the shared slot's lane
+    if waiting:
+        return dg.SkipReason(f"a run of the aux lane waits for its slot ({waiting[0]})")
     stale = {key: stale_partitions(context.instance, key) for key in INDEXED_FROM}
     if not any(stale.values()):
         return dg.SkipReason("every search index is as new as its warehouse upstream")

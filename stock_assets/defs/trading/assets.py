@@ -10,11 +10,12 @@ the daily partitions of the bars they read, so a backfill or a re-run of a day i
 
 import math
 from collections import defaultdict
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
 
+from stock_assets.defs.catch_up import newest_partition
 from stock_assets.defs.kernel import (
     ALERTS,
     BACKTESTS,
@@ -36,21 +37,20 @@ from stock_assets.lib.trading.config import BookEntry
 CLOSE_LOOKBACK = timedelta(days=10)
 EQUITY_CHECK = "cash_plus_positions_equals_equity"
 
-# Follow the parents: after a parent (partition) was updated, never while a parent or this asset
-# is running. Unpartitioned assets run once for any number of updated parent partitions; the
-# partitioned alerts run for exactly the updated days (old ones too, unlike eager()'s latest-only).
-AFTER_PARENTS_UPDATE = (
-    dg.AutomationCondition.any_deps_updated()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("after_parents_update")
+
+def signals_through(instance: dg.DagsterInstance) -> date | None:
+    """The newest day whose signals were materialized: the paper portfolio applies no session
+    after it. A sessions run writes a window's daily bars before its signals, so without this
+    bound a trading run between the two would apply a day before its signals exist, and those
+    signals (arriving after the watermark) would be ignored for good. None when this instance
+    never materialized signals (a warehouse filled outside Dagster): no bound."""
+    return newest_partition(instance, SIGNALS)
 
 
 @dg.asset(
     key=BACKTESTS,
     deps=[BARS_DAILY],
     group_name="trading",
-    automation_condition=AFTER_PARENTS_UPDATE,
     kinds={"numpy", "talib", "timescaledb"},
 )
 def backtests(
@@ -117,7 +117,6 @@ def _markdown(df: pl.DataFrame) -> str:
     key=PAPER_PORTFOLIO,
     deps=[SIGNALS, BARS_DAILY],
     group_name="trading",
-    automation_condition=AFTER_PARENTS_UPDATE,
     kinds={"python", "timescaledb"},
     check_specs=[dg.AssetCheckSpec(EQUITY_CHECK, asset=PAPER_PORTFOLIO)],
 )
@@ -133,6 +132,7 @@ def paper_portfolio(
         by_strategy[entry.strategy].append(entry)
     accounts: dict[str, dict[str, object]] = {}
     written = 0
+    through = signals_through(context.instance)
     with warehouse.connection() as conn:
         for strategy, entries in sorted(by_strategy.items()):
             account_id = settings.paper_account_id(strategy)
@@ -144,6 +144,7 @@ def paper_portfolio(
                     conn,
                     [e.symbol for e in entries],
                     watermark - CLOSE_LOOKBACK if watermark else None,
+                    through,
                 )
                 # the signals asset stores every configured (symbol, strategy, params)
                 signals = store.read_signals(conn, strategy, watermark, entries)
@@ -176,6 +177,7 @@ def paper_portfolio(
             "dagster/row_count": written,
             "accounts": accounts,
             "new_orders_and_updates": sum(int(str(a["orders"])) for a in accounts.values()),
+            "signals_through": str(through) if through else "unbounded",
         },
         check_results=[
             dg.AssetCheckResult(
@@ -190,7 +192,6 @@ def paper_portfolio(
 @session_asset(
     key=ALERTS,
     deps=[BARS_DAILY],
-    automation_condition=AFTER_PARENTS_UPDATE,
     group_name="trading",
     kinds={"polars", "timescaledb"},
 )

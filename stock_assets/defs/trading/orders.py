@@ -1,30 +1,25 @@
 """The orders asset: new signals -> orders through the configured broker, then reconciliation.
 
-It follows the signals like the paper portfolio (same condition, same `trading_automation`
-sensor, so it joins the trading run those updates request), plus one tick at 09:35 New York on
-weekdays: signals are computed on daily bars after the close, and the market-hours limit holds
-live orders until a session is open. Dry-run by default (orders computed, stored as `dry_run` and
-shown; nothing sent); live only with broker.mode = "live" (config/trading.json or
-STOCK_BROKER_MODE). alpaca-py is imported only when the Alpaca broker is built.
+It runs in the `trading` job with the paper portfolio (the `trading_after_signals` sensor,
+after new signals), plus the `orders_market_open` schedule at 09:35 New York on weekdays:
+signals are computed on daily bars after the close, and the market-hours limit holds live
+orders until a session is open (defs/trading/sensors.py). Dry-run by default (orders
+computed, stored as `dry_run` and shown; nothing sent); live only with broker.mode = "live"
+(config/trading.json or STOCK_BROKER_MODE). alpaca-py is imported only when the Alpaca
+broker is built.
 """
 
 import dagster as dg
 
 from stock_assets.defs.kernel import BARS_DAILY, ORDERS, SIGNALS
 from stock_assets.defs.resources import WarehouseResource
-from stock_assets.defs.trading.assets import AFTER_PARENTS_UPDATE
 from stock_assets.defs.trading.resources import TradingConfigResource
-from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.settings import ConfigError
 from stock_assets.lib.trading.broker.base import BrokerError
 from stock_assets.lib.trading.broker.config import BrokerEnv
 from stock_assets.lib.trading.broker.runner import make_broker, run_orders
 
 RECONCILED = "broker_positions_match_warehouse"
-MARKET_OPEN_TICK = (
-    dg.AutomationCondition.cron_tick_passed("35 9 * * 1-5", TIMEZONE)
-    & ~dg.AutomationCondition.in_progress()
-).with_label("market_open_tick")
 # Transient broker/warehouse outages: the step again after ~5, 10, 20 s; a reject is no failure.
 RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL)
 
@@ -33,7 +28,6 @@ RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL)
     key=ORDERS,
     deps=[SIGNALS, BARS_DAILY],
     group_name="trading",
-    automation_condition=AFTER_PARENTS_UPDATE | MARKET_OPEN_TICK,
     retry_policy=RETRY,
     kinds={"python", "timescaledb"},
     check_specs=[dg.AssetCheckSpec(RECONCILED, asset=ORDERS)],

@@ -91,8 +91,12 @@ class PaperAccount:
     last_close: dict[str, float] = field(default_factory=dict)
 
     def positions_value(self) -> float:
+        # in symbol order: a float sum depends on its order, and an account reloaded from the
+        # warehouse (load_account) holds its positions in another order than one that traded
+        # them in this process; so a run resumed from the watermark equals one pass, bit for bit
         return sum(
-            p.quantity * self.last_close.get(s, p.avg_price) for s, p in self.positions.items()
+            self.positions[s].quantity * self.last_close.get(s, self.positions[s].avg_price)
+            for s in sorted(self.positions)
         )
 
     def equity(self) -> float:

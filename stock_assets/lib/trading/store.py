@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import polars as pl
@@ -27,10 +27,15 @@ SIGNAL_SCHEMA = tables.SIGNALS.schema(["symbol", "session_date", "strategy", "si
 
 
 def read_bars(
-    conn: psycopg.Connection, symbols: Sequence[str], since: date | None = None
+    conn: psycopg.Connection,
+    symbols: Sequence[str],
+    since: date | None = None,
+    through: date | None = None,
 ) -> pl.DataFrame:
-    """Daily OHLC of `symbols` (from `since` on), sorted by symbol and session."""
-    bars = frames.read_window(conn, tables.BARS_DAILY, since, None, symbols, columns=BARS_COLUMNS)
+    """Daily OHLC of `symbols` (from `since` on, up to `through` included), sorted by symbol and
+    session."""
+    end = through + timedelta(days=1) if through else None
+    bars = frames.read_window(conn, tables.BARS_DAILY, since, end, symbols, columns=BARS_COLUMNS)
     return bars.sort("symbol", "session_date")
 
 

@@ -1,48 +1,192 @@
-"""The trading assets follow their parents through declarative automation (`trading_automation`)."""
+"""The coalescing followers of the trading, alerts and forecast assets (real Dagster instance).
+
+With a run of their job queued or in flight they request nothing; then ONE run covering
+everything pending: the unpartitioned trading job once for any number of upstream updates, the
+partitioned alerts / predictions jobs as one ranged run over the first region of stale days.
+"""
+
+from __future__ import annotations
+
+from datetime import date
 
 import dagster as dg
 
-from stock_assets.definitions import defs
-from stock_assets.defs.kernel import (
-    ALERTS,
-    BACKTESTS,
-    BARS_DAILY,
-    ORDERS,
-    PAPER_PORTFOLIO,
-    PREDICTIONS,
-    SIGNALS,
+from stock_assets.defs.catch_up import RANGE_END_TAG, RANGE_START_TAG
+from stock_assets.defs.forecast.sensors import PREDICTIONS_JOB, forecast_after_bars
+from stock_assets.defs.kernel import ALERTS, BARS_DAILY, INDICATORS, PREDICTIONS, SIGNALS
+from stock_assets.defs.runs import Lane, lane_tags
+from stock_assets.defs.trading.assets import signals_through
+from stock_assets.defs.trading.sensors import (
+    ALERTS_JOB,
+    TRADING_JOB,
+    alerts_after_bars,
+    orders_market_open,
+    trading_after_signals,
 )
-
-DAYS = ["2004-03-01", "2004-03-02", "2004-03-03"]
-
-
-def _result(result: dg.EvaluateAutomationConditionsResult, key: dg.AssetKey):  # type: ignore[no-untyped-def]
-    return next(r for r in result.results if r.key == key)
+from stock_assets_tests.defs.conftest import add_run_in_flight
 
 
-def test_parent_updates_request_exactly_the_followers() -> None:
-    with dg.instance_for_test() as instance:
-        first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-        assert first.total_requested == 0  # nothing upstream happened yet
+def materialize(instance: dg.DagsterInstance, key: dg.AssetKey, *days: str) -> None:
+    for day in days:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=day))
 
-        for day in DAYS:
-            for key in (BARS_DAILY, SIGNALS):
-                instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=day))
-        second = dg.evaluate_automation_conditions(
-            defs=defs, instance=instance, cursor=first.cursor
-        )
-        alerts = _result(second, ALERTS).true_subset
-        assert set(alerts.expensively_compute_partition_keys()) == set(DAYS)  # old days too
-        assert _result(second, BACKTESTS).true_subset.size == 1
-        assert _result(second, PAPER_PORTFOLIO).true_subset.size == 1
-        assert _result(second, ORDERS).true_subset.size == 1  # joins the same evaluation
-        # the forecast predictions follow new daily bars too, day by day
-        predictions = _result(second, PREDICTIONS).true_subset
-        assert set(predictions.expensively_compute_partition_keys()) == set(DAYS)
-        assert second.total_requested == 2 * len(DAYS) + 3
 
-        # Evaluated again with no new parent update: nothing more is requested.
-        third = dg.evaluate_automation_conditions(
-            defs=defs, instance=instance, cursor=second.cursor
-        )
-        assert third.total_requested == 0
+def tick(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None = None
+) -> dg.SensorResult | dg.SkipReason:
+    with dg.build_sensor_context(instance=instance, cursor=cursor) as ctx:
+        result = sensor(ctx)
+    assert isinstance(result, dg.SensorResult | dg.SkipReason)
+    return result
+
+
+def one_request(result: dg.SensorResult | dg.SkipReason) -> dg.RunRequest:
+    assert isinstance(result, dg.SensorResult), result
+    assert result.run_requests is not None and len(result.run_requests) == 1
+    return result.run_requests[0]
+
+
+def span(request: dg.RunRequest) -> tuple[str, str]:
+    if request.partition_key is not None:
+        return request.partition_key, request.partition_key
+    return request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
+
+
+def test_trading_runs_once_for_all_updates_and_never_while_in_flight() -> None:
+    with dg.instance_for_test() as instance:  # with a ref: the schedule context needs one
+        trading_follows(instance)
+
+
+def trading_follows(instance: dg.DagsterInstance) -> None:
+    quiet = tick(trading_after_signals, instance)
+    assert isinstance(quiet, dg.SkipReason)  # nothing upstream yet
+
+    materialize(instance, BARS_DAILY, "2004-03-01")
+    materialize(instance, SIGNALS, "2004-03-01")
+    first = tick(trading_after_signals, instance)
+    one_request(first)
+    assert isinstance(first, dg.SensorResult) and first.cursor
+
+    running = add_run_in_flight(instance, TRADING_JOB)
+    for day in ("2004-03-02", "2004-03-03", "2004-03-04"):
+        materialize(instance, BARS_DAILY, day)
+        materialize(instance, SIGNALS, day)
+        waiting = tick(trading_after_signals, instance, first.cursor)
+        assert isinstance(waiting, dg.SkipReason)
+        assert running.run_id in (waiting.skip_message or "")
+    # the schedule at the open waits too
+    with dg.build_schedule_context(instance=instance) as ctx:
+        assert isinstance(orders_market_open.evaluate_tick(ctx).skip_message, str)
+
+    instance.delete_run(running.run_id)
+    with dg.build_schedule_context(instance=instance) as ctx:
+        assert len(orders_market_open.evaluate_tick(ctx).run_requests or []) == 1
+    folded = tick(trading_after_signals, instance, first.cursor)
+    one_request(folded)  # ONE run for the three updates
+    assert isinstance(folded, dg.SensorResult) and folded.cursor
+    assert int(folded.cursor) > int(first.cursor)
+    assert isinstance(tick(trading_after_signals, instance, folded.cursor), dg.SkipReason)
+    # the paper portfolio's bound: the newest day with materialized signals
+    assert signals_through(instance) == date(2004, 3, 4)
+    materialize(instance, BARS_DAILY, "2004-03-05")  # bars of a day whose signals are not in
+    assert signals_through(instance) == date(2004, 3, 4)
+
+
+def test_alerts_one_ranged_run_over_the_stale_days_none_while_in_flight() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    assert isinstance(tick(alerts_after_bars, instance), dg.SkipReason)
+    materialize(instance, BARS_DAILY, "2004-03-01", "2004-03-02", "2004-03-03")
+
+    running = add_run_in_flight(instance, ALERTS_JOB)
+    materialize(instance, BARS_DAILY, "2004-03-08", "2004-03-09")
+    materialize(instance, BARS_DAILY, "2026-08-03")  # far away: another region
+    waiting = tick(alerts_after_bars, instance)
+    assert isinstance(waiting, dg.SkipReason) and running.run_id in (waiting.skip_message or "")
+
+    instance.delete_run(running.run_id)
+    request = one_request(tick(alerts_after_bars, instance))
+    assert span(request) == ("2004-03-01", "2004-03-09")  # every stale day of the region
+
+    # that run materializes its days; the far region comes next, as its own run
+    materialize(instance, ALERTS, "2004-03-01", "2004-03-02", "2004-03-03", "2004-03-08")
+    materialize(instance, ALERTS, "2004-03-09")
+    assert span(one_request(tick(alerts_after_bars, instance))) == ("2026-08-03", "2026-08-03")
+    materialize(instance, ALERTS, "2026-08-03")
+    assert isinstance(tick(alerts_after_bars, instance), dg.SkipReason)
+
+    # a recomputed day is stale again
+    materialize(instance, BARS_DAILY, "2004-03-02")
+    assert span(one_request(tick(alerts_after_bars, instance))) == ("2004-03-02", "2004-03-02")
+
+
+def test_a_failed_region_is_not_requested_again_until_its_upstream_changes() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    materialize(instance, BARS_DAILY, "2004-03-01", "2004-03-02")
+    first = one_request(tick(alerts_after_bars, instance))
+    again = one_request(tick(alerts_after_bars, instance))  # the run failed: same days stale
+    assert again.run_key == first.run_key  # Dagster drops a used run key: no failing loop
+    materialize(instance, BARS_DAILY, "2004-03-02")
+    assert one_request(tick(alerts_after_bars, instance)).run_key != first.run_key
+
+
+def test_predictions_follow_bars_and_indicators_as_one_run() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    materialize(instance, BARS_DAILY, "2004-03-01", "2004-03-02")
+    materialize(instance, INDICATORS, "2004-03-01", "2004-03-02")
+    materialize(instance, PREDICTIONS, "2004-03-01", "2004-03-02")
+    assert isinstance(tick(forecast_after_bars, instance), dg.SkipReason)
+
+    running = add_run_in_flight(instance, PREDICTIONS_JOB)
+    materialize(instance, INDICATORS, "2004-03-02")  # recomputed indicators
+    materialize(instance, BARS_DAILY, "2004-03-03", "2004-03-04")
+    materialize(instance, INDICATORS, "2004-03-03", "2004-03-04")
+    assert isinstance(tick(forecast_after_bars, instance), dg.SkipReason)
+    instance.delete_run(running.run_id)
+    assert span(one_request(tick(forecast_after_bars, instance))) == ("2004-03-02", "2004-03-04")
+
+
+def add_queued_run(instance: dg.DagsterInstance, job_name: str, lane: Lane) -> dg.DagsterRun:
+    """A run of `lane` waiting in the queue, as the QueuedRunCoordinator records it. Dagster
+    requires a RemoteJobOrigin for a QUEUED run and has no public constructor for one, hence the
+    private imports (test only)."""
+    from dagster._core.remote_origin import (
+        InProcessCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__))
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_name)
+    run = dg.DagsterRun(
+        job_name=job_name,
+        status=dg.DagsterRunStatus.QUEUED,
+        tags=lane_tags(lane),
+        remote_job_origin=origin,
+    )
+    return instance.add_run(run)
+
+
+def test_a_follower_requests_nothing_while_a_run_of_its_lane_waits() -> None:
+    """Jobs sharing a lane's slot queue one run between them (alerts: trading; predictions and
+    search: aux)."""
+    instance = dg.DagsterInstance.ephemeral()
+    materialize(instance, BARS_DAILY, "2004-03-01")
+    materialize(instance, INDICATORS, "2004-03-01")
+    search = add_queued_run(instance, "search_index", "aux")
+    waiting = tick(forecast_after_bars, instance)
+    assert isinstance(waiting, dg.SkipReason) and search.run_id in (waiting.skip_message or "")
+    one_request(tick(alerts_after_bars, instance))  # another lane
+    trading = add_queued_run(instance, TRADING_JOB, "trading")
+    waiting = tick(alerts_after_bars, instance)
+    assert isinstance(waiting, dg.SkipReason) and trading.run_id in (waiting.skip_message or "")
+    instance.delete_run(search.run_id)
+    one_request(tick(forecast_after_bars, instance))
+    # and the trading run lets a waiting alerts run go first (it would starve otherwise)
+    instance.delete_run(trading.run_id)
+    alerts = add_queued_run(instance, ALERTS_JOB, "trading")
+    materialize(instance, SIGNALS, "2004-03-01")
+    waiting = tick(trading_after_signals, instance)
+    assert isinstance(waiting, dg.SkipReason) and alerts.run_id in (waiting.skip_message or "")
+    instance.delete_run(alerts.run_id)
+    one_request(tick(trading_after_signals, instance))

@@ -1,0 +1,135 @@
+"""Coalescing followers: ONE run of a job at a time, taking everything its upstream changed.
+
+Dagster's `AutomationConditionSensorDefinition` evaluates each partition on its own: with
+`~in_progress()` it still requests the NEW partitions while a run of older ones is queued, so
+under load the auxiliary lane piled up runs (max 5-8 queued in bench/e2e.py); and an
+unpartitioned follower guarded by `~any_deps_in_progress()` starved while the stream kept a
+sessions run in flight at every evaluation (backtests and equity stayed weeks behind). These
+sensors instead request nothing while a run of their job is queued or in flight
+(`runs.in_flight`), then fold all pending work into one run:
+
+- `partitioned_follower`: the days whose newest upstream materialization is newer than the
+  target's (new days, recomputed days, days whose run failed) -> one ranged run over the first
+  region of them (days at most `MAX_BRIDGE_DAYS` apart; a ranged run writes one event per
+  partition, so 11 empty years are not bridged); a further region on a later tick. Nor while a
+  run of its lane waits for the slot (`runs.lane_waiting`): the jobs sharing the `aux` slot
+  (search, alerts, predictions) then queue at most one run between them.
+- `latest_upstream`: the newest materialization storage id of some assets, for an unpartitioned
+  follower that runs once for any number of upstream updates (trading/sensors.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import cast
+
+import dagster as dg
+
+from stock_assets.defs.runs import LANE_TAG, Lane, in_flight, lane_waiting
+from stock_assets.lib.spans import date_spans
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+MAX_BRIDGE_DAYS = 31  # like the sessions trigger and the search catch-up
+MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
+
+
+def stale_days(
+    instance: dg.DagsterInstance, target: dg.AssetKey, upstream: Sequence[dg.AssetKey]
+) -> dict[date, int]:
+    """Days whose newest upstream materialization is newer than the target's (or it has none),
+    with that upstream storage id."""
+    done = instance.get_latest_storage_id_by_partition(target, MATERIALIZATION)
+    newest: dict[str, int] = {}
+    for key in upstream:
+        for partition, storage_id in instance.get_latest_storage_id_by_partition(
+            key, MATERIALIZATION
+        ).items():
+            newest[partition] = max(storage_id, newest.get(partition, -1))
+    return {
+        date.fromisoformat(p): storage_id
+        for p, storage_id in sorted(newest.items())
+        if storage_id > done.get(p, -1)
+    }
+
+
+def region_request(start: date, end: date, run_key: str | None = None) -> dg.RunRequest:
+    """A run over the days start..end: one partition, or a ranged (single-run backfill) run."""
+    if start == end:
+        return dg.RunRequest(run_key=run_key, partition_key=start.isoformat())
+    return dg.RunRequest(
+        run_key=run_key,
+        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+    )
+
+
+def catch_up(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    target: dg.AssetKey,
+    upstream: Sequence[dg.AssetKey],
+    lane: Lane | None = None,
+) -> dg.SensorResult | dg.SkipReason:
+    """Nothing while a run of `job_name` is in flight, or a run of its shared `lane` waits for
+    the slot; else one run over the first stale region."""
+    busy = in_flight(instance, job_name)
+    if busy:
+        return dg.SkipReason(f"a {job_name} run is queued or in flight ({busy[0]})")
+    waiting = lane_waiting(instance, lane) if lane else []
+    if waiting:
+        return dg.SkipReason(f"a run of the {lane} lane waits for its slot ({waiting[0]})")
+    stale = stale_days(instance, target, upstream)
+    regions = date_spans(stale, MAX_BRIDGE_DAYS)
+    if not regions:
+        return dg.SkipReason(f"{target.to_user_string()} is as new as its upstream")
+    start, end = regions[0]
+    # Keyed by the region and its newest upstream event: a run that failed is not requested
+    # again (Dagster drops a used run key) until the upstream changes again, so a day that
+    # always fails does not hold the lane in a loop.
+    newest = max(storage_id for day, storage_id in stale.items() if start <= day <= end)
+    run_key = f"{job_name}:{start}..{end}@{newest}"
+    return dg.SensorResult(run_requests=[region_request(start, end, run_key)])
+
+
+def partitioned_follower(
+    name: str,
+    job: dg.UnresolvedAssetJobDefinition,
+    target: dg.AssetKey,
+    upstream: Sequence[dg.AssetKey],
+    minimum_interval_seconds: int,
+    description: str,
+) -> dg.SensorDefinition:
+    """A sensor running `job` (whose one asset is `target`) over the days `upstream` changed."""
+
+    @dg.sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=description,
+    )
+    def follower(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        return catch_up(context.instance, job.name, target, upstream, lane)
+
+    lane = cast("Lane", job.tags[LANE_TAG])
+
+    return follower
+
+
+def latest_upstream(instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey]) -> int:
+    """The storage id of the newest materialization of any of `keys` (0: none yet)."""
+    newest = 0
+    for key in keys:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key), limit=1, ascending=False
+        ).records
+        if records:
+            newest = max(newest, records[0].storage_id)
+    return newest
+
+
+def newest_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> date | None:
+    """The latest day `key` was ever materialized for (None: never)."""
+    partitions = instance.get_latest_storage_id_by_partition(key, MATERIALIZATION)
+    return date.fromisoformat(max(partitions)) if partitions else None
