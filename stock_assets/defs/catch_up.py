@@ -6,7 +6,7 @@ under load the auxiliary lane piled up runs (max 5-8 queued in bench/e2e.py); an
 unpartitioned follower guarded by `~any_deps_in_progress()` starved while the stream kept a
 sessions run in flight at every evaluation (backtests and equity stayed weeks behind). These
 sensors instead request nothing while a run of their job is queued or in flight
-(`runs.in_flight`), then fold all pending work into one run:
+(`runs.skip_while_in_flight`), then fold all pending work into one run:
 
 - `partitioned_follower`: the days whose newest upstream materialization is newer than the
   target's (new days, recomputed days, days whose run failed) -> one ranged run over the first
@@ -26,7 +26,7 @@ from typing import cast
 
 import dagster as dg
 
-from stock_assets.defs.runs import LANE_TAG, Lane, in_flight, lane_waiting
+from stock_assets.defs.runs import LANE_TAG, Lane, lane_waiting, skip_while_in_flight
 from stock_assets.lib.spans import date_spans
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -73,9 +73,8 @@ def catch_up(
 ) -> dg.SensorResult | dg.SkipReason:
     """Nothing while a run of `job_name` is in flight, or a run of its shared `lane` waits for
     the slot; else one run over the first stale region."""
-    busy = in_flight(instance, job_name)
-    if busy:
-        return dg.SkipReason(f"a {job_name} run is queued or in flight ({busy[0]})")
+    if skip := skip_while_in_flight(instance, job_name):
+        return skip
     waiting = lane_waiting(instance, lane) if lane else []
     if waiting:
         return dg.SkipReason(f"a run of the {lane} lane waits for its slot ({waiting[0]})")

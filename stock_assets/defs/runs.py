@@ -9,8 +9,9 @@
 - Priorities (`dagster/priority`, read by the QueuedRunCoordinator when it dequeues): ingest
   before sessions before trading before aux.
 - `SERIAL_TAG`: the run queue lets at most one run of each tagged job start at a time; the
-  sensors additionally request nothing while one is queued or in flight (`in_flight`), so work
-  never queues behind itself and the next run takes everything pending at its launch.
+  sensors and schedules additionally request nothing while one is queued or in flight
+  (`skip_while_in_flight`), so work never queues behind itself and the next run takes
+  everything pending at its launch.
 - `in_process_executor`: a run executes its steps in the run worker itself, not one subprocess
   per step (each would import the code location again: ~2-5 s and ~250 MB each on 2 cores).
 - `dagster/max_runtime`: DefaultRunLauncher cannot check a run worker's health, so a worker
@@ -78,6 +79,16 @@ def lane_waiting(instance: dg.DagsterInstance, lane: Lane) -> list[str]:
         dg.RunsFilter(tags={LANE_TAG: lane}, statuses=[dg.DagsterRunStatus.QUEUED]), limit=5
     )
     return [record.dagster_run.run_id for record in records]
+
+
+def skip_while_in_flight(instance: dg.DagsterInstance, job_name: str) -> dg.SkipReason | None:
+    """The coalescing rule of every sensor and schedule that starts a serial job: request nothing
+    while a run of it is queued or in flight (the sensor's cursor does not move), so the next run
+    takes everything pending at its launch. None: the job is idle."""
+    busy = in_flight(instance, job_name)
+    if not busy:
+        return None
+    return dg.SkipReason(f"a {job_name} run is queued or in flight ({busy[0]})")
 
 
 class SettingsRejected(ConfigError, dg.Failure):

@@ -14,7 +14,7 @@ import dagster as dg
 from stock_assets.defs.catch_up import partitioned_follower
 from stock_assets.defs.forecast.assets import evaluation, predictions
 from stock_assets.defs.kernel import BARS_DAILY, INDICATORS, PREDICTIONS
-from stock_assets.defs.runs import in_flight, serial_job_tags
+from stock_assets.defs.runs import serial_job_tags, skip_while_in_flight
 from stock_assets.lib.calendar import TIMEZONE
 
 PREDICTIONS_JOB = "forecast_predictions"
@@ -57,7 +57,4 @@ forecast_after_bars = partitioned_follower(
     description="Saturday 06:00 New York: walk-forward evaluation and model registration.",
 )
 def forecast_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    busy = in_flight(context.instance, EVALUATION_JOB)
-    if busy:
-        return dg.SkipReason(f"a {EVALUATION_JOB} run is queued or in flight ({busy[0]})")
-    return dg.RunRequest()
+    return skip_while_in_flight(context.instance, EVALUATION_JOB) or dg.RunRequest()

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from stock_assets.defs.ingest.assets import OffsetRangeConfig, RawTicksConfig
 from stock_assets.defs.resources import KafkaResource, WarehouseResource
-from stock_assets.defs.runs import SENSOR_INTERVAL_S, in_flight, serial_job_tags
+from stock_assets.defs.runs import SENSOR_INTERVAL_S, serial_job_tags, skip_while_in_flight
 from stock_assets.lib import ledger
 from stock_assets.lib.errors import TransientError
 from stock_assets.lib.topics import TICKS
@@ -61,9 +61,8 @@ def describe(ranges: dict[int, ledger.Span]) -> str:
 def kafka_ticks_sensor(
     context: dg.SensorEvaluationContext, kafka: KafkaResource, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:
-    busy = in_flight(context.instance, INGEST_JOB)
-    if busy:
-        return dg.SkipReason(f"an ingest run is queued or in flight ({busy[0]}): it takes all")
+    if skip := skip_while_in_flight(context.instance, INGEST_JOB):
+        return skip
     topic = kafka.topic(TICKS)
     consumer = Consumer(kafka.consumer_config(f"{kafka.settings().client_id}.sensor"))
     try:

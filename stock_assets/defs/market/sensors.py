@@ -27,7 +27,7 @@ import dagster as dg
 from stock_assets.defs.ingest.assets import PARTITION_SPANS
 from stock_assets.defs.kernel import RAW_TICKS, START_DATE, session_partitions
 from stock_assets.defs.market.jobs import SESSION_ASSETS, SESSIONS_JOB, sessions_job
-from stock_assets.defs.runs import SENSOR_INTERVAL_S, in_flight
+from stock_assets.defs.runs import SENSOR_INTERVAL_S, skip_while_in_flight
 from stock_assets.lib.spans import DateSpan, merge_spans
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -109,10 +109,8 @@ def touched_spans(records: Sequence[dg.EventLogRecord], first: date, last: date)
     description="One market_sessions run over the NY days the new raw_ticks loads touched.",
 )
 def sessions_after_ingest(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    busy = in_flight(context.instance, SESSIONS_JOB)
-    if busy:
-        # the cursor does not move: the loads after it are folded into the next run
-        return dg.SkipReason(f"a market_sessions run is queued or in flight ({busy[0]})")
+    if skip := skip_while_in_flight(context.instance, SESSIONS_JOB):
+        return skip  # the cursor does not move: the loads after it go into the next run
     after, owed = read_cursor(context.cursor)
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=RAW_TICKS, after_storage_id=after),

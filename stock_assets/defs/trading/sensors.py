@@ -20,7 +20,12 @@ import dagster as dg
 
 from stock_assets.defs.catch_up import latest_upstream, partitioned_follower
 from stock_assets.defs.kernel import ALERTS, BARS_DAILY, SIGNALS
-from stock_assets.defs.runs import SENSOR_INTERVAL_S, in_flight, lane_waiting, serial_job_tags
+from stock_assets.defs.runs import (
+    SENSOR_INTERVAL_S,
+    lane_waiting,
+    serial_job_tags,
+    skip_while_in_flight,
+)
 from stock_assets.defs.trading.assets import alerts, backtests, paper_portfolio
 from stock_assets.defs.trading.orders import orders
 from stock_assets.lib.calendar import TIMEZONE
@@ -58,10 +63,8 @@ alerts_job = dg.define_asset_job(
     description="One trading run after new signals or daily bars; none while one is in flight.",
 )
 def trading_after_signals(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    busy = in_flight(context.instance, TRADING_JOB)
-    if busy:
-        # the cursor does not move: the updates after it go into the next run
-        return dg.SkipReason(f"a {TRADING_JOB} run is queued or in flight ({busy[0]})")
+    if skip := skip_while_in_flight(context.instance, TRADING_JOB):
+        return skip
     waiting = lane_waiting(context.instance, "trading")
     if waiting:  # an alerts run waits for the lane's slot: it goes first (else it would starve)
         return dg.SkipReason(f"a run of the trading lane waits for its slot ({waiting[0]})")
@@ -92,7 +95,4 @@ alerts_after_bars = partitioned_follower(
     description="At the open (09:35 New York, weekdays): send the orders held until then.",
 )
 def orders_market_open(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    busy = in_flight(context.instance, TRADING_JOB)
-    if busy:
-        return dg.SkipReason(f"a {TRADING_JOB} run is queued or in flight ({busy[0]})")
-    return dg.RunRequest()
+    return skip_while_in_flight(context.instance, TRADING_JOB) or dg.RunRequest()
