@@ -39,9 +39,9 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
-import yaml
 from bokeh_sampledata import stocks
 
+from bench.runs import instance_home
 from stock_assets.defs import trading
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.trading.assets import backtests, paper_portfolio
@@ -100,16 +100,6 @@ def deliver(settings: DbSettings, bars: pl.DataFrame, sigs: pl.DataFrame, days: 
     with db.connect(settings) as conn, conn.transaction():
         frames.copy_frame(conn, spec.name, spec.conform(bars.filter(window)))
         frames.copy_frame(conn, tables.SIGNALS.name, sigs.filter(window))
-
-
-def instance_home(root: Path) -> Path:
-    """A DAGSTER_HOME with the project's run settings and SQLite storage (nothing shared)."""
-    project = yaml.safe_load((REPO / "infra/dagster/dagster.yaml").read_text())
-    config = {k: project[k] for k in ("run_coordinator", "run_launcher", "run_monitoring")}
-    config |= {"storage": {"sqlite": {"base_dir": str(root / "storage")}}}
-    config |= {"telemetry": {"enabled": False}}
-    (root / "dagster.yaml").write_text(yaml.safe_dump(config))
-    return root
 
 
 def execute(argv: list[str], env: dict[str, str]) -> tuple[float, dict[str, float]]:
