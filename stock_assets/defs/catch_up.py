@@ -11,9 +11,9 @@ sensors instead request nothing while a run of their job is queued or in flight
 - `partitioned_follower`: the days whose newest upstream materialization is newer than the
   target's (new days, recomputed days, days whose run failed) -> one ranged run over the first
   region of them (days at most `MAX_BRIDGE_DAYS` apart; a ranged run writes one event per
-  partition, so 11 empty years are not bridged); a further region on a later tick. Nor while a
-  run of its lane waits for the slot (`runs.lane_waiting`): the jobs sharing the `aux` slot
-  (search, alerts, predictions) then queue at most one run between them.
+  partition, so 11 empty years are not bridged); a further region on a later tick. Nor while its
+  lane is busy or a run waits in the queue (`runs.skip_while_lane_busy`): the jobs sharing a
+  lane's slot take turns in their sensors instead of queueing behind one another.
 - `latest_upstream`: the newest materialization storage id of some assets, for an unpartitioned
   follower that runs once for any number of upstream updates (trading/sensors.py).
 """
@@ -26,7 +26,7 @@ from typing import cast
 
 import dagster as dg
 
-from stock_assets.defs.runs import LANE_TAG, Lane, lane_waiting, skip_while_in_flight
+from stock_assets.defs.runs import LANE_TAG, Lane, skip_while_in_flight, skip_while_lane_busy
 from stock_assets.lib.spans import date_spans
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -71,13 +71,12 @@ def catch_up(
     upstream: Sequence[dg.AssetKey],
     lane: Lane | None = None,
 ) -> dg.SensorResult | dg.SkipReason:
-    """Nothing while a run of `job_name` is in flight, or a run of its shared `lane` waits for
-    the slot; else one run over the first stale region."""
+    """Nothing while a run of `job_name` is in flight, or its shared `lane` is busy; else one run
+    over the first stale region."""
     if skip := skip_while_in_flight(instance, job_name):
         return skip
-    waiting = lane_waiting(instance, lane) if lane else []
-    if waiting:
-        return dg.SkipReason(f"a run of the {lane} lane waits for its slot ({waiting[0]})")
+    if lane and (skip := skip_while_lane_busy(instance, lane)):
+        return skip
     stale = stale_days(instance, target, upstream)
     regions = date_spans(stale, MAX_BRIDGE_DAYS)
     if not regions:

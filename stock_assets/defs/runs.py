@@ -11,7 +11,8 @@
 - `SERIAL_TAG`: the run queue lets at most one run of each tagged job start at a time; the
   sensors and schedules additionally request nothing while one is queued or in flight
   (`skip_while_in_flight`), so work never queues behind itself and the next run takes
-  everything pending at its launch.
+  everything pending at its launch. The followers of the shared lanes request only into an idle
+  lane and an empty queue (`skip_while_lane_busy`).
 - `in_process_executor`: a run executes its steps in the run worker itself, not one subprocess
   per step (each would import the code location again: ~2-5 s and ~250 MB each on 2 cores).
 - `dagster/max_runtime`: DefaultRunLauncher cannot check a run worker's health, so a worker
@@ -71,14 +72,21 @@ def in_flight(instance: dg.DagsterInstance, job_name: str) -> list[str]:
     return [record.dagster_run.run_id for record in records]
 
 
-def lane_waiting(instance: dg.DagsterInstance, lane: Lane) -> list[str]:
-    """Run ids of `lane` waiting in the queue for its slot (normally 0 or 1). The auxiliary
-    followers request nothing while one waits: the lane's queue stays at one run however many
-    jobs share the slot."""
-    records = instance.get_run_records(
-        dg.RunsFilter(tags={LANE_TAG: lane}, statuses=[dg.DagsterRunStatus.QUEUED]), limit=5
+def skip_while_lane_busy(instance: dg.DagsterInstance, lane: Lane) -> dg.SkipReason | None:
+    """The rule of the followers sharing the `trading` and `aux` lanes: request a run only into
+    an idle lane (no run of it queued or in flight) and an empty run queue. Their wait then
+    happens in the sensor, whose next tick takes everything pending, not as queued runs: the
+    queue holds the stream's own runs (ingest, sessions) and at most one follower's, dequeued
+    within a second. None: the lane is free."""
+    busy = instance.get_run_records(
+        dg.RunsFilter(tags={LANE_TAG: lane}, statuses=IN_FLIGHT), limit=1
     )
-    return [record.dagster_run.run_id for record in records]
+    if busy:
+        return dg.SkipReason(f"the {lane} lane is busy ({busy[0].dagster_run.run_id})")
+    queued = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]), limit=1)
+    if queued:
+        return dg.SkipReason(f"a run waits in the queue ({queued[0].dagster_run.run_id})")
+    return None
 
 
 def skip_while_in_flight(instance: dg.DagsterInstance, job_name: str) -> dg.SkipReason | None:

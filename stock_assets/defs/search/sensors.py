@@ -6,9 +6,9 @@ while the engine was down. The sensor first pings the engine: while it is unreac
 skips (naming the URL) instead of launching runs bound to fail; once it answers, it requests ONE
 ranged run (the assets' single-run backfill policy): the first region of stale days, over every
 index stale in it (days at most `MAX_BRIDGE_DAYS` apart are one region; re-indexing a day that was
-current is idempotent). Further regions come on later ticks, so the auxiliary lane it shares with
-alerts and forecasts (defs/runs.py) never holds more than one search run, and it requests nothing
-while a run of that lane waits for the slot (defs/catch_up.py).
+current is idempotent). Further regions come on later ticks, and it requests nothing while the
+auxiliary lane it shares with the forecasts (defs/runs.py) is busy or a run waits in the queue
+(`runs.skip_while_lane_busy`).
 """
 
 from datetime import date
@@ -23,7 +23,7 @@ from stock_assets.defs.kernel import (
     SIGNALS,
     SIGNALS_INDEX,
 )
-from stock_assets.defs.runs import lane_tags, lane_waiting
+from stock_assets.defs.runs import lane_tags, skip_while_lane_busy
 from stock_assets.defs.search.assets import alerts_index, daily_bars_index, signals_index
 from stock_assets.defs.search.resources import SearchResource
 from stock_assets.lib.search.client import SearchUnavailable
@@ -34,12 +34,6 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 CATCH_UP_TAG = "search/catch_up"
 MAX_BRIDGE_DAYS = 31  # like the sessions trigger: empty days inside a ranged run cost events
 INDEXED_FROM = {SIGNALS_INDEX: SIGNALS, DAILY_BARS_INDEX: BARS_DAILY, ALERTS_INDEX: ALERTS}
-ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 search_index_job = dg.define_asset_job(
     "search_index",
@@ -90,14 +84,8 @@ def catch_up_request(stale: dict[dg.AssetKey, list[date]]) -> dg.RunRequest | No
 def search_catch_up(
     context: dg.SensorEvaluationContext, search: SearchResource
 ) -> dg.SensorResult | dg.SkipReason:
-    active = context.instance.get_runs(
-        dg.RunsFilter(job_name=search_index_job.name, statuses=ACTIVE), limit=1
-    )
-    if active:
-        return dg.SkipReason(f"search_index run {active[0].run_id} is still in progress")
-    waiting = lane_waiting(context.instance, "aux")  # one queued run in the shared slot's lane
-    if waiting:
-        return dg.SkipReason(f"a run of the aux lane waits for its slot ({waiting[0]})")
+    if skip := skip_while_lane_busy(context.instance, "aux"):  # its own runs are in the lane
+        return skip
     stale = {key: stale_partitions(context.instance, key) for key in INDEXED_FROM}
     if not any(stale.values()):
         return dg.SkipReason("every search index is as new as its warehouse upstream")

@@ -22,9 +22,9 @@ from stock_assets.defs.catch_up import latest_upstream, partitioned_follower
 from stock_assets.defs.kernel import ALERTS, BARS_DAILY, SIGNALS
 from stock_assets.defs.runs import (
     SENSOR_INTERVAL_S,
-    lane_waiting,
     serial_job_tags,
     skip_while_in_flight,
+    skip_while_lane_busy,
 )
 from stock_assets.defs.trading.assets import alerts, backtests, paper_portfolio
 from stock_assets.defs.trading.orders import orders
@@ -50,7 +50,7 @@ alerts_job = dg.define_asset_job(
     # The trading lane: alerts are the trading bot's, their run is short now (the whole 2000-2013
     # history in one ranged in-process run, ~17 s of work at load 13), and in the `aux` lane
     # they waited behind multi-minute search indexing runs. Both sensors of the lane request
-    # nothing while a run of it waits for the slot, so they take turns.
+    # only into an idle lane, so they take turns.
     tags={"domain": "trading", **serial_job_tags(ALERTS_JOB, max_runtime_s=3600, lane="trading")},
     executor_def=dg.in_process_executor,
 )
@@ -65,9 +65,8 @@ alerts_job = dg.define_asset_job(
 def trading_after_signals(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     if skip := skip_while_in_flight(context.instance, TRADING_JOB):
         return skip
-    waiting = lane_waiting(context.instance, "trading")
-    if waiting:  # an alerts run waits for the lane's slot: it goes first (else it would starve)
-        return dg.SkipReason(f"a run of the trading lane waits for its slot ({waiting[0]})")
+    if skip := skip_while_lane_busy(context.instance, "trading"):  # an alerts run: take turns
+        return skip
     seen = int(context.cursor or 0)
     newest = latest_upstream(context.instance, [SIGNALS, BARS_DAILY])
     if newest <= seen:

@@ -145,10 +145,12 @@ def test_predictions_follow_bars_and_indicators_as_one_run() -> None:
     assert span(one_request(tick(forecast_after_bars, instance))) == ("2004-03-02", "2004-03-04")
 
 
-def add_queued_run(instance: dg.DagsterInstance, job_name: str, lane: Lane) -> dg.DagsterRun:
-    """A run of `lane` waiting in the queue, as the QueuedRunCoordinator records it. Dagster
-    requires a RemoteJobOrigin for a QUEUED run and has no public constructor for one, hence the
-    private imports (test only)."""
+def add_lane_run(
+    instance: dg.DagsterInstance, job_name: str, lane: Lane, status: dg.DagsterRunStatus
+) -> dg.DagsterRun:
+    """A run of `lane` as the QueuedRunCoordinator and the daemon record it. Dagster requires a
+    RemoteJobOrigin for a QUEUED run and has no public constructor for one, hence the private
+    imports (test only)."""
     from dagster._core.remote_origin import (
         InProcessCodeLocationOrigin,
         RemoteJobOrigin,
@@ -159,34 +161,39 @@ def add_queued_run(instance: dg.DagsterInstance, job_name: str, lane: Lane) -> d
     location = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__))
     origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_name)
     run = dg.DagsterRun(
-        job_name=job_name,
-        status=dg.DagsterRunStatus.QUEUED,
-        tags=lane_tags(lane),
-        remote_job_origin=origin,
+        job_name=job_name, status=status, tags=lane_tags(lane), remote_job_origin=origin
     )
     return instance.add_run(run)
 
 
-def test_a_follower_requests_nothing_while_a_run_of_its_lane_waits() -> None:
-    """Jobs sharing a lane's slot queue one run between them (alerts: trading; predictions and
-    search: aux)."""
+def skipped_for(result: dg.SensorResult | dg.SkipReason, run: dg.DagsterRun) -> bool:
+    return isinstance(result, dg.SkipReason) and run.run_id in (result.skip_message or "")
+
+
+def test_a_follower_requests_only_into_an_idle_lane_and_an_empty_queue() -> None:
+    """The followers sharing a lane's slot (alerts and trading: trading; predictions and search:
+    aux) take turns in their sensors; none adds a run to a non-empty queue."""
     instance = dg.DagsterInstance.ephemeral()
     materialize(instance, BARS_DAILY, "2004-03-01")
     materialize(instance, INDICATORS, "2004-03-01")
-    search = add_queued_run(instance, "search_index", "aux")
-    waiting = tick(forecast_after_bars, instance)
-    assert isinstance(waiting, dg.SkipReason) and search.run_id in (waiting.skip_message or "")
-    one_request(tick(alerts_after_bars, instance))  # another lane
-    trading = add_queued_run(instance, TRADING_JOB, "trading")
-    waiting = tick(alerts_after_bars, instance)
-    assert isinstance(waiting, dg.SkipReason) and trading.run_id in (waiting.skip_message or "")
+    materialize(instance, SIGNALS, "2004-03-01")
+    search = add_lane_run(instance, "search_index", "aux", dg.DagsterRunStatus.STARTED)
+    assert skipped_for(tick(forecast_after_bars, instance), search)  # its lane runs search
+    one_request(tick(alerts_after_bars, instance))  # another lane, and nothing queued
+    trading = add_lane_run(instance, TRADING_JOB, "trading", dg.DagsterRunStatus.STARTED)
+    assert skipped_for(tick(alerts_after_bars, instance), trading)
     instance.delete_run(search.run_id)
     one_request(tick(forecast_after_bars, instance))
-    # and the trading run lets a waiting alerts run go first (it would starve otherwise)
+
+    # a queued run of any lane (here the stream's): no follower adds to the queue
     instance.delete_run(trading.run_id)
-    alerts = add_queued_run(instance, ALERTS_JOB, "trading")
-    materialize(instance, SIGNALS, "2004-03-01")
-    waiting = tick(trading_after_signals, instance)
-    assert isinstance(waiting, dg.SkipReason) and alerts.run_id in (waiting.skip_message or "")
+    ingest = add_lane_run(instance, "ingest_raw_ticks", "ingest", dg.DagsterRunStatus.QUEUED)
+    for follower in (alerts_after_bars, forecast_after_bars, trading_after_signals):
+        assert skipped_for(tick(follower, instance), ingest)
+    instance.delete_run(ingest.run_id)
+
+    # and the trading run waits for an alerts run of its lane
+    alerts = add_lane_run(instance, ALERTS_JOB, "trading", dg.DagsterRunStatus.STARTED)
+    assert skipped_for(tick(trading_after_signals, instance), alerts)
     instance.delete_run(alerts.run_id)
     one_request(tick(trading_after_signals, instance))
