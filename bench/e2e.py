@@ -274,11 +274,14 @@ def delete_topics(settings: KafkaSettings) -> None:
 
 
 def delete_indices(settings: SearchSettings, prefix: str) -> None:
+    """The run's indices and the index templates its search assets installed."""
     try:
         with urllib.request.urlopen(f"{settings.url}/_cat/indices/{prefix}*?format=json") as r:
-            names = [i["index"] for i in json.load(r)]
+            names = [f"/{i['index']}" for i in json.load(r)]
+        with urllib.request.urlopen(f"{settings.url}/_index_template/{prefix}*") as r:
+            names += [f"/_index_template/{t['name']}" for t in json.load(r)["index_templates"]]
         for name in names:
-            request = urllib.request.Request(f"{settings.url}/{name}", method="DELETE")
+            request = urllib.request.Request(f"{settings.url}{name}", method="DELETE")
             urllib.request.urlopen(request).close()
     except OSError as exc:
         print(f"search indices {prefix}*: not deleted ({exc})")
