@@ -10,7 +10,9 @@ through the project's env vars (STOCK_DB_DBNAME, STOCK_KAFKA_TOPIC_PREFIX, ...).
 Measures
   history_s        launch → every history symbol has indicators to its last history session,
                    signals, a backtest over its whole history, and the portfolio an equity curve
-                   (`progress.history_done`; target <= 180)
+                   (`progress.history_done`; target <= 180); milestones_s also has
+                   `signals_searchable`: every signal of the history is in the search index
+                   (what the dashboard's Signals page lists)
   live phase       --live-minutes (default 10): event-time progress of the producer (newest tick
                    on Kafka) and of each stage; keep_pace_ratio (= "ratio") = progress of the
                    signals partitions materialized by Dagster / the producer's (target >= 0.95);
@@ -52,6 +54,7 @@ from stock_assets.cli import DAGSTER_PROCESS_ENV
 from stock_assets.lib import db, kafka_admin, marketdata, migrations, retention
 from stock_assets.lib import progress as stage_progress
 from stock_assets.lib.calendar import TIMEZONE, ZONE
+from stock_assets.lib.search import templates
 from stock_assets.lib.settings import DbSettings, KafkaSettings, SearchSettings
 from stock_assets.lib.sources import history
 from stock_assets.lib.topics import TICKS, topic_name
@@ -287,6 +290,16 @@ def delete_indices(settings: SearchSettings, prefix: str) -> None:
         print(f"search indices {prefix}*: not deleted ({exc})")
 
 
+def searchable_signals(settings: SearchSettings, prefix: str) -> int:
+    """Documents behind the signals alias (what the dashboard's Signals page searches)."""
+    url = f"{settings.url}/{templates.SIGNALS.alias(prefix)}/_count"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return int(json.load(r)["count"])
+    except OSError:  # no index yet (404) or the engine busy: not searchable yet
+        return 0
+
+
 def event_s(a: datetime | None, b: datetime | None) -> float:
     """Event-time progress from a to b in seconds (0 when a stage had not started)."""
     if b is None:
@@ -425,6 +438,9 @@ def measure(
         app.start(env, logs)
     milestones: dict[str, float] = {}
     max_queued = 0
+    search = SearchSettings.load()
+    search_prefix = env["STOCK_SEARCH_INDEX_PREFIX"]
+    signals_in_history: int | None = None
     history_s: float | None = None
     live_start: tuple[float, float, int] | None = None
     live_end_at: float | None = None
@@ -468,6 +484,16 @@ def measure(
                     window_start.setdefault("signals_partitions", reached)
             if elapsed - last_line >= args.every_s:
                 last_line = elapsed
+                # the Signals page: every history signal searchable (the search catch-up)
+                searchable = ""
+                if history_s is not None and "signals_searchable" not in milestones:
+                    if signals_in_history is None:
+                        row = conn.execute("SELECT count(*) FROM analytics.signals").fetchone()
+                        signals_in_history = int(row[0]) if row else 0
+                    found = searchable_signals(search, search_prefix)
+                    searchable = f" searchable signals={found:,}/{signals_in_history:,}"
+                    if found >= signals_in_history:
+                        milestones["signals_searchable"] = elapsed
                 producer_at = (
                     ny_day(kafka_watch.newest_us).isoformat() if kafka_watch.newest_us else "-"
                 )
@@ -475,7 +501,7 @@ def measure(
                     f"[+{elapsed:5.0f}s] producer→{producer_at} kafka={kafka_watch.messages:,} "
                     + stage_progress.counts_summary(progress, (*LIVE_STAGES, "backtests", "equity"))
                     + f" runs q={runs['queued']} run={runs['started']} ok={runs['success']}"
-                    f" fail={runs['failure']}"
+                    f" fail={runs['failure']}{searchable}"
                     + (f" | history lacks: {', '.join(lacking[:6])}" if history_s is None else ""),
                     flush=True,
                 )

@@ -46,5 +46,7 @@ defs = dg.Definitions.merge(
     trading.defs,
     forecast.defs,
     warehouse_jobs.defs,
-    dg.Definitions(resources=RESOURCES),
+    # every job runs its steps in its run worker (runs.py); this one covers the asset graph's
+    # "Materialize" (the implicit asset job), the others set it on the job
+    dg.Definitions(resources=RESOURCES, executor=dg.in_process_executor),
 )

@@ -472,6 +472,10 @@ def test_sensor_driven_jobs_run_one_at_a_time_in_process() -> None:
     assert all(
         job.name == "__ASSET_JOB" or LANE_TAG in job.tags for job in defs.resolve_all_job_defs()
     )
+    # no process per step in any job, "Materialize" in the asset graph included
+    assert {job.name: job.executor_def for job in defs.resolve_all_job_defs()} == {
+        job.name: dg.in_process_executor for job in defs.resolve_all_job_defs()
+    }
     for name in ("trading", "alerts", "forecast_predictions", "forecast_evaluation"):
         job = defs.resolve_job_def(name)
         assert job.tags[SERIAL_TAG] == name  # one run at a time in the queue too

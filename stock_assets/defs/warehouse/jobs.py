@@ -19,7 +19,7 @@ def enforce_retention(
     return dropped
 
 
-@dg.job(tags={"domain": "warehouse", **lane_tags("aux")})
+@dg.job(tags={"domain": "warehouse", **lane_tags("aux")}, executor_def=dg.in_process_executor)
 def warehouse_maintenance() -> None:
     enforce_retention()
 
