@@ -196,6 +196,13 @@ class DagsterWatch:
             )
         return counts
 
+    def queued_jobs(self) -> list[str]:
+        """The jobs of the runs queued now (which lanes make up a peak)."""
+        import dagster as dg
+
+        runs = self.instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
+        return sorted(run.job_name for run in runs)
+
     def signals_reached(self) -> datetime | None:
         if not self.signals_at:
             return None
@@ -438,6 +445,7 @@ def measure(
         app.start(env, logs)
     milestones: dict[str, float] = {}
     max_queued = 0
+    max_queued_jobs: list[str] = []
     search = SearchSettings.load()
     search_prefix = env["STOCK_SEARCH_INDEX_PREFIX"]
     signals_in_history: int | None = None
@@ -460,7 +468,8 @@ def measure(
             kafka_watch.poll()
             progress = stage_progress.read_counts(conn, TIMEZONE)
             runs = dagster_watch.poll()
-            max_queued = max(max_queued, runs["queued"])
+            if runs["queued"] > max_queued:
+                max_queued, max_queued_jobs = runs["queued"], dagster_watch.queued_jobs()
             if kafka_watch.messages >= end.ticks:
                 milestones.setdefault("history_in_kafka", elapsed)
             for stage, value in progress.items():
@@ -559,6 +568,7 @@ def measure(
             "days_without_signals": missing,
         },
         "max_queued_runs": max_queued,
+        "max_queued_jobs": max_queued_jobs,  # at the first sample with that many
         "runs": runs,
         "run_phases_s": run_phases(dagster_watch.instance),
         "at_live_start": at_live_start,

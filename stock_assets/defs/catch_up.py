@@ -26,11 +26,10 @@ from typing import cast
 
 import dagster as dg
 
+from stock_assets.defs.kernel import RANGE_END_TAG, RANGE_START_TAG
 from stock_assets.defs.runs import LANE_TAG, Lane, skip_while_in_flight, skip_while_lane_busy
 from stock_assets.lib.spans import date_spans
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_BRIDGE_DAYS = 31  # like the sessions trigger and the search catch-up
 MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 
@@ -87,6 +86,8 @@ def catch_up(
     # always fails does not hold the lane in a loop.
     newest = max(storage_id for day, storage_id in stale.items() if start <= day <= end)
     run_key = f"{job_name}:{start}..{end}@{newest}"
+    if lane and (skip := skip_while_lane_busy(instance, lane)):  # again: see its docstring
+        return skip
     return dg.SensorResult(run_requests=[region_request(start, end, run_key)])
 
 

@@ -19,6 +19,9 @@ from stock_assets.lib import tables
 from stock_assets.lib.calendar import TIMEZONE
 from stock_assets.lib.tables import TableSpec
 
+# the tags of a ranged (single-run backfill) run over start..end partitions
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 START_DATE = "2000-03-01"  # first session of the bundled history (bokeh_sampledata)
 
 session_partitions = dg.DailyPartitionsDefinition(

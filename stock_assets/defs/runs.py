@@ -77,7 +77,10 @@ def skip_while_lane_busy(instance: dg.DagsterInstance, lane: Lane) -> dg.SkipRea
     an idle lane (no run of it queued or in flight) and an empty run queue. Their wait then
     happens in the sensor, whose next tick takes everything pending, not as queued runs: the
     queue holds the stream's own runs (ingest, sessions) and at most one follower's, dequeued
-    within a second. None: the lane is free."""
+    within a second. A follower checks first (to skip cheaply) and again right before it returns
+    a request: the daemon evaluates sensors in parallel threads (dagster.yaml `sensors`), so a
+    sensor of the same iteration may have queued a run while this one read its upstream.
+    None: the lane is free."""
     busy = instance.get_run_records(
         dg.RunsFilter(tags={LANE_TAG: lane}, statuses=IN_FLIGHT), limit=1
     )

@@ -25,13 +25,17 @@ from datetime import date
 import dagster as dg
 
 from stock_assets.defs.ingest.assets import PARTITION_SPANS
-from stock_assets.defs.kernel import RAW_TICKS, START_DATE, session_partitions
+from stock_assets.defs.kernel import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    RAW_TICKS,
+    START_DATE,
+    session_partitions,
+)
 from stock_assets.defs.market.jobs import SESSION_ASSETS, SESSIONS_JOB, sessions_job
 from stock_assets.defs.runs import SENSOR_INTERVAL_S, skip_while_in_flight
 from stock_assets.lib.spans import DateSpan, merge_spans
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_EVENTS_PER_TICK = 1000
 # Touched days at most this far apart go into ONE run; farther ones (the history's 11-year hole,
 # 2013-03 -> 2024-08) are separate regions. Creating a ranged run costs time per day in it

@@ -15,11 +15,14 @@ from datetime import date
 
 import dagster as dg
 
+from stock_assets.defs.catch_up import MAX_BRIDGE_DAYS
 from stock_assets.defs.kernel import (
     ALERTS,
     ALERTS_INDEX,
     BARS_DAILY,
     DAILY_BARS_INDEX,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
     SIGNALS,
     SIGNALS_INDEX,
 )
@@ -29,10 +32,7 @@ from stock_assets.defs.search.resources import SearchResource
 from stock_assets.lib.search.client import SearchUnavailable
 from stock_assets.lib.spans import date_spans
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 CATCH_UP_TAG = "search/catch_up"
-MAX_BRIDGE_DAYS = 31  # like the sessions trigger: empty days inside a ranged run cost events
 # An evaluation is a few run-storage queries (nothing at all while its lane is busy); the first
 # start's history comes as 2-3 regions, one run each, so the interval paces the Signals page.
 SEARCH_INTERVAL_S = 30
@@ -100,4 +100,6 @@ def search_catch_up(
     except SearchUnavailable as exc:
         return dg.SkipReason(f"engine unavailable, will retry: {exc}")
     request = catch_up_request(stale)
+    if skip := skip_while_lane_busy(context.instance, "aux"):  # again: see its docstring
+        return skip
     return dg.SensorResult(run_requests=[request] if request else [])

@@ -71,6 +71,8 @@ def trading_after_signals(context: dg.SensorEvaluationContext) -> dg.SensorResul
     newest = latest_upstream(context.instance, [SIGNALS, BARS_DAILY])
     if newest <= seen:
         return dg.SkipReason("no new signals or daily bars")
+    if skip := skip_while_lane_busy(context.instance, "trading"):  # again: see its docstring
+        return skip
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=f"{TRADING_JOB}@{newest}")], cursor=str(newest)
     )
