@@ -66,6 +66,7 @@ def index_asset(
         try:
             client = search.client()
             applied = templates.apply_templates(client, prefix)
+            migrated = templates.migrate_monthly_indices(client, dataset, prefix)
             with warehouse.connection() as conn:
                 report = sync(client, conn, prefix, w.first_date, w.last_date)
             in_index = indexing.count(client, dataset, prefix, report.first_date, report.last_date)
@@ -93,6 +94,7 @@ def index_asset(
                 "indices": sorted(report.indices),
                 "alias": dataset.alias(prefix),
                 "templates": {t.name: f"v{t.version} {t.status}" for t in applied},
+                "monthly_indices_migrated": len(migrated),
             },
             check_results=[
                 dg.AssetCheckResult(

@@ -1,9 +1,9 @@
 """Warehouse rows → search documents: bulk, deterministic ids, one window of days at a time.
 
 `sync_window` makes the index hold exactly the warehouse rows of a date window: it indexes every
-row (id = sha1 of the natural key, index = the month of the row's date, so a second run
+row (id = sha1 of the natural key, index = the year of the row's date, so a second run
 overwrites instead of duplicating) and deletes the documents of the window that the warehouse no
-longer has, a year of monthly indices per bulk. Running it again for the same window is
+longer has, one yearly index at a time. Running it again for the same window is
 therefore always safe, which is what makes a later run catch up after the engine was down.
 
 Forward return (signals): the close `FORWARD_SESSIONS` sessions after the signal's session, from
@@ -194,7 +194,7 @@ class IndexReport:
 
 
 def year_spans(first: date, last: date) -> Iterator[tuple[date, date]]:
-    """[first, last] cut at year boundaries (a span covers at most 12 monthly indices)."""
+    """[first, last] cut at year boundaries: each span lies in one yearly index."""
     start = first
     while start <= last:
         end = min(last, date(start.year, 12, 31))
@@ -257,7 +257,7 @@ def _bulk(client: Elasticsearch, actions: Iterable[dict[str, Any]], report: Inde
 def index_docs(
     client: Elasticsearch, dataset: Dataset, prefix: str, docs: Iterable[Mapping[str, Any]]
 ) -> IndexReport:
-    """Index documents (each with `_id`) into their monthly indices; no deletions."""
+    """Index documents (each with `_id`) into their yearly indices; no deletions."""
     now = datetime.now(UTC).isoformat()
     docs = list(docs)
     dates = [_day(d[dataset.date_field]) for d in docs]
@@ -311,10 +311,9 @@ def sync_window(
     last: date,
     reader: DocReader,
 ) -> IndexReport:
-    """Make the index hold exactly the warehouse rows of [first, last], a year at a time: one
-    warehouse read, one scan of the existing documents, one bulk (which creates the missing
-    monthly indices) and one refresh per year, not per monthly index (a 14-year history is 168
-    months: ~6 round trips each made the first catch-up take minutes)."""
+    """Make the index hold exactly the warehouse rows of [first, last], a year (one index) at a
+    time: one warehouse read, one scan of the existing documents, one bulk (which creates the
+    index if missing) and one refresh per year."""
     total = IndexReport(dataset.name, first, last)
     now = datetime.now(UTC).isoformat()
     for start, end in year_spans(first, last):

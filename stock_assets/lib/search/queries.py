@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 Interval = Literal["day", "week", "month", "quarter", "year"]
 TermField = Literal["strategy", "symbol", "side"]
-TERMS_SIZE = 500  # above the distinct strategies/symbols, so one-shard-per-month counts are exact
+TERMS_SIZE = 500  # above the distinct strategies/symbols, so one-shard-per-index counts are exact
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
 """Versioned index templates (the only place mappings live) and index naming with retention.
 
-Every dataset is stored in monthly indices named `<prefix>-<dataset>-YYYY.MM` after the month of
-the document's own date (not the time it was indexed), all matched by one composable index
-template that also puts them behind the alias `<prefix>-<dataset>`. The index a document lands in
-is therefore a function of its natural key, as its id is: re-indexing a backfilled day overwrites
-the same documents in the same index. Retention drops whole months (`drop_expired`). Data streams
+Every dataset is stored in yearly indices named `<prefix>-<dataset>-YYYY` after the year of the
+document's own date (not the time it was indexed), all matched by one composable index template
+that also puts them behind the alias `<prefix>-<dataset>`. The index a document lands in is
+therefore a function of its natural key, as its id is: re-indexing a backfilled day overwrites
+the same documents in the same index. Retention drops whole years (`drop_expired`). Yearly, not
+monthly (ADR 0038): every dataset is daily, a year of the sampled universe a few thousand
+documents, and creating an index is what a backfill's indexing cost: a cluster-state update per
+index, 168 monthly indices per dataset for the 2000-2013 history (140 s of a 2-core machine).
+`migrate_monthly_indices` moves the documents of an older deployment's monthly indices. Data streams
 were not used: they are append-only (no overwrite by id) and route every write to the current
 backing index, so a backfill of 2004 would land next to today's data and never age out.
 
@@ -33,7 +37,8 @@ _KEYWORD = {"type": "keyword"}
 _DOUBLE = {"type": "double"}
 _DATE = {"type": "date", "format": "strict_date"}
 _INSTANT = {"type": "date", "format": "strict_date_optional_time"}
-_MONTH_SUFFIX = re.compile(r"-(\d{4})\.(\d{2})$")
+_YEAR_SUFFIX = re.compile(r"-(\d{4})$")
+_LEGACY_MONTH_SUFFIX = re.compile(r"-(\d{4})\.\d{2}$")  # before ADR 0038
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class Dataset:
         return f"{prefix}-{self.name}-*"
 
     def index_for(self, prefix: str, day: date) -> str:
-        return f"{prefix}-{self.name}-{day:%Y.%m}"
+        return f"{prefix}-{self.name}-{day:%Y}"
 
     def template_body(self, prefix: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -64,7 +69,7 @@ class Dataset:
             "priority": 100,
             "version": self.version,
             "template": {
-                # one shard per month: exact terms counts, and a month is small
+                # one shard per year: exact terms counts, and a year is small
                 "settings": {"number_of_shards": 1, "number_of_replicas": 0},
                 "mappings": self.mappings(),
                 "aliases": {self.alias(prefix): {}},
@@ -192,41 +197,62 @@ def apply_templates(
     return [apply_template(client, d, prefix) for d in datasets]
 
 
-def index_month(name: str) -> date | None:
-    """The first day of the month an index `<prefix>-<dataset>-YYYY.MM` holds (None if not one)."""
-    match = _MONTH_SUFFIX.search(name)
-    if not match:
-        return None
-    return date(int(match.group(1)), int(match.group(2)), 1)
+def index_year(name: str) -> int | None:
+    """The year an index `<prefix>-<dataset>-YYYY` holds (None if not one)."""
+    match = _YEAR_SUFFIX.search(name)
+    return int(match.group(1)) if match else None
 
 
-def monthly_indices(client: Elasticsearch, dataset: Dataset, prefix: str) -> list[str]:
-    """The dataset's existing monthly indices, oldest first."""
+def _indices(client: Elasticsearch, dataset: Dataset, prefix: str) -> list[str]:
     found = client.indices.get(
         index=dataset.pattern(prefix),
         allow_no_indices=True,
         ignore_unavailable=True,
         expand_wildcards="open",
     )
-    return sorted(n for n in found if index_month(n) is not None)
+    return sorted(found)
+
+
+def yearly_indices(client: Elasticsearch, dataset: Dataset, prefix: str) -> list[str]:
+    """The dataset's existing yearly indices, oldest first."""
+    return [n for n in _indices(client, dataset, prefix) if index_year(n) is not None]
+
+
+def migrate_monthly_indices(client: Elasticsearch, dataset: Dataset, prefix: str) -> list[str]:
+    """Move the documents of monthly indices (`<prefix>-<dataset>-YYYY.MM`, written before ADR
+    0038) into their yearly index, server-side, then delete them (ids are kept: no duplicates).
+    Returns the monthly indices moved; none after the first call."""
+    by_year: dict[str, list[str]] = {}
+    for name in _indices(client, dataset, prefix):
+        if match := _LEGACY_MONTH_SUFFIX.search(name):
+            by_year.setdefault(match.group(1), []).append(name)
+    for year, names in sorted(by_year.items()):
+        client.reindex(
+            body={
+                "source": {"index": ",".join(names)},
+                "dest": {"index": f"{prefix}-{dataset.name}-{year}"},
+            },
+            params={"refresh": "true", "wait_for_completion": "true"},
+        )
+        client.indices.delete(index=",".join(names))
+    return [name for names in by_year.values() for name in names]
 
 
 def expired_indices(indices: list[str], keep_months: int, today: date) -> list[str]:
-    """Indices whose month ended more than `keep_months` whole months before today's month."""
+    """Indices whose year ended more than `keep_months` whole months before today's month."""
     cutoff_index = today.year * 12 + today.month - 1 - keep_months
-    expired = []
-    for name in indices:
-        month = index_month(name)
-        if month is not None and month.year * 12 + month.month - 1 < cutoff_index:
-            expired.append(name)
-    return expired
+    return [
+        name
+        for name in indices
+        if (year := index_year(name)) is not None and year * 12 + 11 < cutoff_index
+    ]
 
 
 def drop_expired(
     client: Elasticsearch, dataset: Dataset, prefix: str, keep_months: int, today: date
 ) -> list[str]:
-    """Delete the dataset's monthly indices older than the retention; returns their names."""
-    expired = expired_indices(monthly_indices(client, dataset, prefix), keep_months, today)
+    """Delete the dataset's yearly indices older than the retention; returns their names."""
+    expired = expired_indices(yearly_indices(client, dataset, prefix), keep_months, today)
     for name in expired:
         client.indices.delete(index=name)
     return expired

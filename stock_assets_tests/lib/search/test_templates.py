@@ -1,4 +1,5 @@
-"""Index templates on the real engine: idempotent, versioned, and monthly index retention."""
+"""Index templates on the real engine: idempotent, versioned, yearly index retention, and the
+migration of an older deployment's monthly indices."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_applying_twice_changes_nothing(client: Elasticsearch, prefix: str) -> N
 def test_new_index_gets_template_mapping_and_alias(client: Elasticsearch, prefix: str) -> None:
     templates.apply_templates(client, prefix)
     index = SIGNALS.index_for(prefix, date(2004, 2, 17))
-    assert index == f"{prefix}-signals-2004.02"
+    assert index == f"{prefix}-signals-2004"
     client.indices.create(index=index)
     got = client.indices.get(index=index)[index]
     assert got["mappings"]["properties"]["forward_return"] == {"type": "double"}
@@ -55,29 +56,60 @@ def test_version_bump_updates_template_and_existing_indices(
 @pytest.mark.parametrize(
     ("keep_months", "expected"),
     [
-        (0, ["p-signals-2023.11", "p-signals-2023.12", "p-signals-2024.01"]),
-        (1, ["p-signals-2023.11", "p-signals-2023.12"]),
-        (2, ["p-signals-2023.11"]),
-        (12, []),
+        (0, ["p-signals-2022", "p-signals-2023"]),
+        (1, ["p-signals-2022", "p-signals-2023"]),  # December 2023 + 1 whole month: January
+        (2, ["p-signals-2022"]),
+        (13, ["p-signals-2022"]),
+        (14, []),
     ],
 )
-def test_expired_indices_are_whole_months_before_the_retention(
+def test_expired_indices_are_years_ended_before_the_retention(
     keep_months: int, expected: list[str]
 ) -> None:
-    names = [f"p-signals-{m}" for m in ("2023.11", "2023.12", "2024.01", "2024.02")]
+    names = [f"p-signals-{y}" for y in (2022, 2023, 2024)]
     assert templates.expired_indices([*names, "p-signals-x"], keep_months, date(2024, 2, 9)) == (
         expected
     )
 
 
-def test_drop_expired_deletes_old_months_only(client: Elasticsearch, prefix: str) -> None:
+def test_drop_expired_deletes_old_years_only(client: Elasticsearch, prefix: str) -> None:
     alerts = templates.ALERTS
     templates.apply_template(client, alerts, prefix)
-    for month in (date(2023, 12, 1), date(2024, 1, 1), date(2024, 2, 1)):
-        client.indices.create(index=alerts.index_for(prefix, month))
-    dropped = templates.drop_expired(client, alerts, prefix, keep_months=1, today=date(2024, 2, 9))
-    assert dropped == [alerts.index_for(prefix, date(2023, 12, 1))]
-    assert templates.monthly_indices(client, alerts, prefix) == [
-        alerts.index_for(prefix, date(2024, 1, 1)),
-        alerts.index_for(prefix, date(2024, 2, 1)),
+    for year in (2022, 2023, 2024):
+        client.indices.create(index=alerts.index_for(prefix, date(year, 6, 1)))
+    dropped = templates.drop_expired(client, alerts, prefix, keep_months=2, today=date(2024, 2, 9))
+    assert dropped == [alerts.index_for(prefix, date(2022, 6, 1))]
+    assert templates.yearly_indices(client, alerts, prefix) == [
+        alerts.index_for(prefix, date(2023, 6, 1)),
+        alerts.index_for(prefix, date(2024, 6, 1)),
     ]
+
+
+def test_monthly_indices_of_an_older_deployment_move_into_their_year(
+    client: Elasticsearch, prefix: str
+) -> None:
+    bars = templates.BARS_DAILY
+    templates.apply_template(client, bars, prefix)
+    docs = {  # as the monthly scheme wrote them: <prefix>-bars-daily-YYYY.MM
+        "a": ("2004.01", "2004-01-05"),
+        "b": ("2004.02", "2004-02-06"),
+        "c": ("2005.03", "2005-03-07"),
+    }
+    for doc_id, (month, day) in docs.items():
+        client.index(
+            index=f"{prefix}-bars-daily-{month}",
+            id=doc_id,
+            document={"symbol": "AAPL", "session_date": day, "close": 1.0},
+            refresh=True,
+        )
+    moved = templates.migrate_monthly_indices(client, bars, prefix)
+    assert sorted(moved) == [f"{prefix}-bars-daily-{m}" for m in ("2004.01", "2004.02", "2005.03")]
+    assert templates.yearly_indices(client, bars, prefix) == [
+        f"{prefix}-bars-daily-2004",
+        f"{prefix}-bars-daily-2005",
+    ]
+    assert not client.indices.exists(index=f"{prefix}-bars-daily-2004.01")
+    for doc_id, (month, _) in docs.items():  # same ids, in the year's index, once
+        assert client.exists(index=f"{prefix}-bars-daily-{month[:4]}", id=doc_id)
+    assert client.count(index=bars.alias(prefix))["count"] == len(docs)
+    assert templates.migrate_monthly_indices(client, bars, prefix) == []  # nothing left
