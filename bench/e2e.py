@@ -446,6 +446,7 @@ def measure(
     milestones: dict[str, float] = {}
     max_queued = 0
     max_queued_jobs: list[str] = []
+    queued_samples: dict[int, int] = {}  # queued runs -> samples (one a second) with that many
     search = SearchSettings.load()
     search_prefix = env["STOCK_SEARCH_INDEX_PREFIX"]
     signals_in_history: int | None = None
@@ -468,6 +469,7 @@ def measure(
             kafka_watch.poll()
             progress = stage_progress.read_counts(conn, TIMEZONE)
             runs = dagster_watch.poll()
+            queued_samples[runs["queued"]] = queued_samples.get(runs["queued"], 0) + 1
             if runs["queued"] > max_queued:
                 max_queued, max_queued_jobs = runs["queued"], dagster_watch.queued_jobs()
             if kafka_watch.messages >= end.ticks:
@@ -569,6 +571,7 @@ def measure(
         },
         "max_queued_runs": max_queued,
         "max_queued_jobs": max_queued_jobs,  # at the first sample with that many
+        "queued_runs_samples": {str(k): v for k, v in sorted(queued_samples.items())},
         "runs": runs,
         "run_phases_s": run_phases(dagster_watch.instance),
         "at_live_start": at_live_start,
