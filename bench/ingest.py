@@ -48,6 +48,7 @@ SIZES = (10_000, 100_000, 1_000_000)
 PARTITIONS = (1, 3)
 REPEATS = 5  # 3 at 1M
 PROFILE_FIELDS = (
+    "process",
     "prelude",
     "first_batch",
     "consume",
@@ -152,6 +153,7 @@ def run_ingest(
     producer = Producer(kafka_admin.client_config(kafka.settings()))
     with db.connect(db_settings) as conn:
         before = server_times(conn.info.backend_pid)
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         result = tick_loader.load_ranges(
             conn,
@@ -161,10 +163,12 @@ def run_ingest(
             tick_loader.DeadLetters(producer, kafka.topic(DEAD_LETTER)),
         )
         elapsed = time.perf_counter() - t0
+        process_cpu = time.process_time() - cpu0
         server = server_split(before, server_times(conn.info.backend_pid), elapsed)
     consumer.close()
     assert result.rows == n and result.dead_lettered == 0, (result.rows, n)
     profile = tick_loader.LoadProfile(**asdict(tick_loader.PROFILE))
+    profile.cpu["process"] = process_cpu  # every thread of the loader's process
     return elapsed, profile, server
 
 
@@ -223,7 +227,9 @@ def measure(
         "ingest_rows_per_s": round(n / ingest_s),
         "raw_copy_rows_per_s": round(n / copy_s),
         "ratio": round(copy_s / ingest_s, 3),
-        "profile_seconds": {f: round(getattr(profile, f), 4) for f in PROFILE_FIELDS},
+        "profile_seconds": {f: round(getattr(profile, f), 4) for f in PROFILE_FIELDS[1:]},
+        # the loader thread's CPU seconds per stage (wall minus CPU: waiting)
+        "profile_cpu_seconds": {f: round(profile.cpu.get(f, 0.0), 4) for f in PROFILE_FIELDS},
         # the PostgreSQL backend during the best run of each side (None: server not local)
         "server_seconds": {"ingest": ingest_server, "raw_copy": copy_server},
         "fast_batches": profile.fast_batches,
@@ -271,6 +277,9 @@ def main() -> None:
                     f"COPY {p['copy']:.3f}s finish {p['finish']:.3f}s",
                     flush=True,
                 )
+                cpu = run["profile_cpu_seconds"]
+                assert isinstance(cpu, dict)
+                print(f"{'':>11}loader CPU: " + ", ".join(f"{k} {v:.3f}s" for k, v in cpu.items()))
                 server = run["server_seconds"]
                 assert isinstance(server, dict)
                 for side, split in server.items():
