@@ -144,8 +144,6 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(WireTick | _WireBar)
 # the union, not WireTick alone: decoding straight into a tagged struct makes its tag optional
 tick_decoder = _decoder
-# a JSON array of records, for decoding a whole batch in one call (tick_loader)
-tick_list_decoder = msgspec.json.Decoder(list[WireTick | _WireBar])
 
 
 def clip(text: str, limit: int) -> str:

@@ -1,11 +1,11 @@
 """The tick validation contract: the loader's fast path is never looser than the per-record one.
 
 Property-based (hypothesis) over valid and adversarial payloads (stock_assets_tests.payloads):
-record by record, the columnar path (decode_fast: the batch as one JSON array in one msgspec call,
-or msgspec per payload; a polars vectorised check) accepts the same payloads with the same values
-and rejects the same ones with the same reasons as the per-record path (marketdata.decode).
-Batches of payload fragments that join into valid JSON are among the inputs. Dead-letter
-records are bounded.
+record by record, the columnar path (decode_fast: msgspec per payload, polars vectorised check)
+accepts the same payloads with the same values and rejects the same ones with the same reasons
+as the per-record path (marketdata.decode). Batches of payload fragments that would join into
+valid JSON (a batch decoded as one array could read across payloads) are among the inputs.
+Dead-letter records are bounded.
 """
 
 from __future__ import annotations
@@ -99,27 +99,6 @@ def test_decode_batch_never_reads_across_payloads(payloads: list[bytes]) -> None
     batch = tick_loader.decode_batch(payloads)
     assert verdicts(batch, len(payloads)) == per_record(payloads)
     assert_same_rows(batch, payloads)
-
-
-def test_payloads_that_join_into_valid_json_are_decoded_one_by_one() -> None:
-    def tick(seq: int) -> bytes:
-        t = Tick(symbol="AAPL", ts_us=1_700_000_000_000_000, price=1.5, size=2, source="t", seq=seq)
-        return marketdata.encode(t)
-
-    # the first two are halves of one object (an unknown field's array split across them), the
-    # third holds two objects: the joined array has three valid ticks, no payload is valid alone
-    payloads: list[bytes | None] = [tick(1)[:-1] + b',"x":[1', b"2]}", tick(2) + b"," + tick(3)]
-    joined = b"[" + b",".join(payloads) + b"]"  # type: ignore[arg-type]
-    assert len(marketdata.tick_list_decoder.decode(joined)) == 3  # the trap is real
-    assert tick_loader._decode_joined(joined, payloads) is None  # type: ignore[arg-type]
-    batch = tick_loader.decode_batch(payloads)
-    assert batch.rows.is_empty()
-    assert [i for i, _ in batch.rejected] == [0, 1, 2]
-    assert verdicts(batch, 3) == per_record(payloads)
-    # whitespace around a value: valid alone, not split exactly; the per-payload decode takes it
-    padded: list[bytes | None] = [b" " + tick(4), tick(5) + b"\n"]
-    fast = tick_loader.decode_fast(padded)
-    assert fast is not None and fast.rows.get_column("seq").to_list() == [4, 5]
 
 
 @PROPERTY
