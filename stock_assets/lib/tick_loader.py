@@ -12,7 +12,9 @@ it all, in small batches: librdkafka fetches ahead in its own threads and the se
 COPY in its own process, so a second Python thread only fought the first one for the GIL (ADR
 0032). A batch holding any payload that does not decode as a tick takes the per-record path
 (`marketdata.decode`), which gives each bad record its own reason; both paths are
-property-tested to agree record by record.
+property-tested to agree record by record. Python's cyclic garbage collector is off during a
+load: confluent-kafka's Message objects are GC-tracked, and its collections took most of the
+consume time (ADR 0037).
 
 Invalid records go to the dead-letter topic, bounded in size (marketdata.DLQ_MAX_*), queued
 until the COPY succeeded and flushed before the commit (at-least-once there: a crash between
