@@ -11,13 +11,23 @@ tick_loader.load_ranges, the code of the raw_ticks asset, with the asset's consu
 polars frame), with the same CSV COPY (frames.copy_frame) and a commit. Same policy on both
 sides and at every size: the connection is opened before the clock starts, the clock stops
 after the commit. The baseline does not read Kafka, decode, validate, lock or write the ledger:
-all of that is the loader's overhead. Best of 5 each (3 at 1M), interleaved, the table
-truncated between runs; database and topics are removed at the end. The loader's profile split
-is the best ingest run's, with the PostgreSQL backend's own split of each side's best run (on
-CPU / waiting for a core / idle waiting for data, from /proc/<pid>/schedstat when the server is
-local): the two sides give the server the same work, so a difference shows up as waiting (the
-loader's CPU competes with the server for the cores) or idle (the loader did not feed it). Load
-average is recorded (the machine may be shared). `--sizes/--partitions/--repeats` run a part of
+all of that is the loader's overhead. Best of 5 each (3 at 1M), interleaved; database and
+topics are removed at the end.
+
+Steady state of the hypertable: a first load, not measured, creates the chunks (raw_ticks has
+30-day chunks; the bench's ticks span seven sessions, two chunks), and between runs both sides
+truncate the chunk tables, which stay, not the hypertable. Truncating the hypertable drops its
+chunks and made every run create them again (9-43 ms of server CPU at 10k rows), a cost a
+loader appending to raw_ticks pays once a month. That cold case is measured too, at 10k rows /
+1 partition, and reported apart (`cold_chunks`, not in `ratio` or `linearity`).
+
+The loader's profile split is the best ingest run's: wall seconds per stage and the loader
+thread's CPU seconds per stage (time.thread_time; "process" is every thread's CPU), with the
+PostgreSQL backend's own split of each side's best run (on CPU / waiting for a core / idle
+waiting for data, from /proc/<pid>/schedstat when the server is local): the two sides give the
+server the same work, so a difference shows up as waiting (the loader's CPU competes with the
+server for the cores) or idle (the loader did not feed it). Load average is recorded (the
+machine may be shared). `--sizes/--partitions/--repeats` run a part of
 the matrix for quick iteration; only the full matrix writes
 bench/results/ingest.json. Target ratio (ingest rows/s over raw COPY rows/s) >= 0.8 at every
 size, rows/s within ±25 % across sizes.
@@ -36,6 +46,7 @@ from pathlib import Path
 
 import polars as pl
 from confluent_kafka import Consumer, Producer
+from psycopg import sql
 
 from stock_assets.defs.resources import KafkaResource
 from stock_assets.lib import cleaning, db, frames, kafka_admin, marketdata, migrations, tick_loader
@@ -48,6 +59,7 @@ SIZES = (10_000, 100_000, 1_000_000)
 PARTITIONS = (1, 3)
 REPEATS = 5  # 3 at 1M
 PROFILE_FIELDS = (
+    "process",
     "prelude",
     "first_batch",
     "consume",
@@ -127,10 +139,25 @@ def delete_topics(settings: KafkaSettings) -> None:
         future.result(timeout=30)
 
 
-def truncate(settings: DbSettings) -> None:
+def truncate(settings: DbSettings, *, keep_chunks: bool = True) -> None:
+    """Empty market.raw_ticks and the offset ledger.
+
+    keep_chunks: truncate the hypertable's chunk tables, which stay (the steady state of a
+    loader appending to 30-day chunks); otherwise the hypertable, which drops them, so that the
+    next COPY creates its chunks again.
+    """
     with db.connect(settings) as conn:
-        conn.execute("TRUNCATE market.raw_ticks")
-        conn.execute("TRUNCATE ingest.kafka_offsets")
+        tables = [sql.Identifier("ingest", "kafka_offsets")]
+        if keep_chunks:
+            chunks = conn.execute(
+                "SELECT chunk_schema, chunk_name FROM timescaledb_information.chunks"
+                " WHERE hypertable_schema = %s AND hypertable_name = %s",
+                ("market", "raw_ticks"),
+            ).fetchall()
+            tables += [sql.Identifier(schema, name) for schema, name in chunks]
+        else:
+            tables.append(sql.Identifier("market", "raw_ticks"))
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(tables)))
         conn.commit()
 
 
@@ -143,15 +170,21 @@ def first_ranges(n: int, partitions: int) -> list[tick_loader.OffsetRange]:
 
 
 def run_ingest(
-    db_settings: DbSettings, kafka: KafkaResource, topic: str, n: int, partitions: int
+    db_settings: DbSettings,
+    kafka: KafkaResource,
+    topic: str,
+    n: int,
+    partitions: int,
+    keep_chunks: bool = True,
 ) -> tuple[float, tick_loader.LoadProfile, dict[str, float] | None]:
-    truncate(db_settings)
+    truncate(db_settings, keep_chunks=keep_chunks)
     consumer = Consumer(
         kafka.consumer_config(f"bench-{uuid.uuid4().hex[:6]}", **tick_loader.CONSUMER_CONFIG)
     )
     producer = Producer(kafka_admin.client_config(kafka.settings()))
     with db.connect(db_settings) as conn:
         before = server_times(conn.info.backend_pid)
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         result = tick_loader.load_ranges(
             conn,
@@ -161,10 +194,12 @@ def run_ingest(
             tick_loader.DeadLetters(producer, kafka.topic(DEAD_LETTER)),
         )
         elapsed = time.perf_counter() - t0
+        process_cpu = time.process_time() - cpu0
         server = server_split(before, server_times(conn.info.backend_pid), elapsed)
     consumer.close()
     assert result.rows == n and result.dead_lettered == 0, (result.rows, n)
     profile = tick_loader.LoadProfile(**asdict(tick_loader.PROFILE))
+    profile.cpu["process"] = process_cpu  # every thread of the loader's process
     return elapsed, profile, server
 
 
@@ -180,10 +215,10 @@ def rows_in_memory(db_settings: DbSettings) -> pl.DataFrame:
 
 
 def run_raw_copy(
-    db_settings: DbSettings, rows: pl.DataFrame
+    db_settings: DbSettings, rows: pl.DataFrame, keep_chunks: bool = True
 ) -> tuple[float, dict[str, float] | None]:
     """The same rows, already decoded in memory, through the same CSV COPY."""
-    truncate(db_settings)
+    truncate(db_settings, keep_chunks=keep_chunks)
     with db.connect(db_settings) as conn:
         before = server_times(conn.info.backend_pid)
         t0 = time.perf_counter()
@@ -200,21 +235,26 @@ def measure(
     n: int,
     partitions: int,
     repeats: int | None = None,
+    keep_chunks: bool = True,
 ) -> dict[str, object]:
-    loads = [os.getloadavg()[0]]
-    ingest_s, profile, ingest_server = run_ingest(db_settings, kafka, topic, n, partitions)
+    # a first load, not measured: it creates the chunks (kept by the measured runs) and gives
+    # the raw COPY its rows
+    run_ingest(db_settings, kafka, topic, n, partitions, keep_chunks=True)
     rows = rows_in_memory(db_settings)
-    copy_s, copy_server = run_raw_copy(db_settings, rows)
+    loads = [os.getloadavg()[0]]
+    ingest_s, profile, ingest_server = math.inf, tick_loader.LoadProfile(), None
+    copy_s, copy_server = math.inf, None
     # interleaved: the machine is shared, both sides see its noise
-    for _ in range((repeats or (REPEATS if n < 1_000_000 else 3)) - 1):
-        loads.append(os.getloadavg()[0])
-        again, again_profile, again_server = run_ingest(db_settings, kafka, topic, n, partitions)
+    for _ in range(repeats or (REPEATS if n < 1_000_000 else 3)):
+        again, again_profile, again_server = run_ingest(
+            db_settings, kafka, topic, n, partitions, keep_chunks
+        )
         if again < ingest_s:
             ingest_s, profile, ingest_server = again, again_profile, again_server
-        again, again_server = run_raw_copy(db_settings, rows)
+        again, again_server = run_raw_copy(db_settings, rows, keep_chunks)
         if again < copy_s:
             copy_s, copy_server = again, again_server
-    loads.append(os.getloadavg()[0])
+        loads.append(os.getloadavg()[0])
     return {
         "rows": n,
         "partitions": partitions,
@@ -223,13 +263,43 @@ def measure(
         "ingest_rows_per_s": round(n / ingest_s),
         "raw_copy_rows_per_s": round(n / copy_s),
         "ratio": round(copy_s / ingest_s, 3),
-        "profile_seconds": {f: round(getattr(profile, f), 4) for f in PROFILE_FIELDS},
+        "profile_seconds": {f: round(getattr(profile, f), 4) for f in PROFILE_FIELDS[1:]},
+        # the loader thread's CPU seconds per stage (wall minus CPU: waiting)
+        "profile_cpu_seconds": {f: round(profile.cpu.get(f, 0.0), 4) for f in PROFILE_FIELDS},
         # the PostgreSQL backend during the best run of each side (None: server not local)
         "server_seconds": {"ingest": ingest_server, "raw_copy": copy_server},
         "fast_batches": profile.fast_batches,
         "slow_batches": profile.slow_batches,
         "load_average_1m": [round(min(loads), 2), round(max(loads), 2)],
     }
+
+
+def print_run(run: dict[str, object]) -> None:
+    n, partitions = run["rows"], run["partitions"]
+    p = run["profile_seconds"]
+    assert isinstance(p, dict)
+    print(
+        f"{n:>9,} rows, {partitions} partition(s): ingest "
+        f"{run['ingest_rows_per_s']:>9,} rows/s, raw COPY "
+        f"{run['raw_copy_rows_per_s']:>9,} rows/s, ratio {run['ratio']:.2f} "
+        f"(total {run['ingest_seconds']:.3f}s, load average {run['load_average_1m']}) "
+        f"| prelude {p['prelude']:.3f}s first batch {p['first_batch']:.3f}s "
+        f"consume {p['consume']:.3f}s "
+        f"decode {p['decode']:.3f}s validate {p['validate']:.3f}s "
+        f"COPY {p['copy']:.3f}s finish {p['finish']:.3f}s",
+        flush=True,
+    )
+    cpu = run["profile_cpu_seconds"]
+    assert isinstance(cpu, dict)
+    print(f"{'':>11}loader CPU: " + ", ".join(f"{k} {v:.3f}s" for k, v in cpu.items()))
+    server = run["server_seconds"]
+    assert isinstance(server, dict)
+    for side, split in server.items():
+        if split is not None:
+            print(
+                f"{'':>11}server during {side}: on CPU {split['cpu']:.3f}s, waiting "
+                f"for a core {split['runqueue']:.3f}s, idle {split['idle']:.3f}s"
+            )
 
 
 def main() -> None:
@@ -245,6 +315,8 @@ def main() -> None:
     db_settings = db.create_database(base, name)
     kafka_settings = KafkaSettings.load(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     runs = []
+    topics: dict[tuple[int, int], str] = {}
+    cold: dict[str, object] | None = None
     try:
         with db.connect(db_settings) as conn:
             migrations.apply(conn)
@@ -258,27 +330,15 @@ def main() -> None:
                 produce(kafka_settings, topic, partitions, n)
                 run = measure(db_settings, kafka, topic, n, partitions, args.repeats)
                 runs.append(run)
-                p = run["profile_seconds"]
-                assert isinstance(p, dict)
-                print(
-                    f"{n:>9,} rows, {partitions} partition(s): ingest "
-                    f"{run['ingest_rows_per_s']:>9,} rows/s, raw COPY "
-                    f"{run['raw_copy_rows_per_s']:>9,} rows/s, ratio {run['ratio']:.2f} "
-                    f"(total {run['ingest_seconds']:.3f}s, load average {run['load_average_1m']}) "
-                    f"| prelude {p['prelude']:.3f}s first batch {p['first_batch']:.3f}s "
-                    f"consume {p['consume']:.3f}s "
-                    f"decode {p['decode']:.3f}s validate {p['validate']:.3f}s "
-                    f"COPY {p['copy']:.3f}s finish {p['finish']:.3f}s",
-                    flush=True,
-                )
-                server = run["server_seconds"]
-                assert isinstance(server, dict)
-                for side, split in server.items():
-                    if split is not None:
-                        print(
-                            f"{'':>11}server during {side}: on CPU {split['cpu']:.3f}s, waiting "
-                            f"for a core {split['runqueue']:.3f}s, idle {split['idle']:.3f}s"
-                        )
+                print_run(run)
+                topics[(n, partitions)] = topic
+        if (COLD_CHUNKS := (SIZES[0], PARTITIONS[0])) in topics:
+            # the same load when every run first creates its chunks (the hypertable truncated)
+            print("chunks created by every run (TRUNCATE market.raw_ticks before each):")
+            cold = measure(
+                db_settings, kafka, topics[COLD_CHUNKS], *COLD_CHUNKS, args.repeats, False
+            )
+            print_run(cold)
     finally:
         db.drop_database(base, name)
         delete_topics(kafka_settings)
@@ -308,6 +368,8 @@ def main() -> None:
         ],
         "consumer_config": tick_loader.CONSUMER_CONFIG,
         "runs": runs,
+        # 10k rows / 1 partition with chunks created by every run (not in ratio or linearity)
+        "cold_chunks": cold,
     }
     if full:
         RESULTS.parent.mkdir(exist_ok=True)

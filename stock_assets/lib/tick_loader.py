@@ -12,7 +12,9 @@ it all, in small batches: librdkafka fetches ahead in its own threads and the se
 COPY in its own process, so a second Python thread only fought the first one for the GIL (ADR
 0032). A batch holding any payload that does not decode as a tick takes the per-record path
 (`marketdata.decode`), which gives each bad record its own reason; both paths are
-property-tested to agree record by record.
+property-tested to agree record by record. Python's cyclic garbage collector is off during a
+load: confluent-kafka's Message objects are GC-tracked, and its collections took most of the
+consume time (ADR 0037).
 
 Invalid records go to the dead-letter topic, bounded in size (marketdata.DLQ_MAX_*), queued
 until the COPY succeeded and flushed before the commit (at-least-once there: a crash between
@@ -25,6 +27,7 @@ that record is dead-lettered.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import io
 import logging
@@ -114,10 +117,43 @@ class LoadProfile:
     copy: float = 0.0
     fast_batches: int = 0
     slow_batches: int = 0
-    last_write_end: float = 0.0  # perf_counter() after the last COPY write (for `finish`)
+    last_write_end: tuple[float, float] = (0.0, 0.0)  # _now() after the last COPY write
+    # this thread's CPU seconds per stage (time.thread_time): wall minus CPU is waiting
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 PROFILE = LoadProfile()
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Generator[None]:
+    """Python's cyclic garbage collector off for the block (back on after it, if it was on).
+
+    confluent-kafka's Message objects are GC-tracked: 5,000 per batch set off ~7 young-generation
+    collections, and the objects they promote set off full collections that walk the whole heap
+    (every module's objects: polars, dagster...). That was 1.2-1.5 of the 1.6-1.9 µs per
+    message `consume()` cost. Nothing the load allocates forms a reference cycle that matters:
+    its objects are freed by reference counting, and the collector catches up when it is back on.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _now() -> tuple[float, float]:
+    return time.perf_counter(), time.thread_time()
+
+
+def _spent(stage: str, since: tuple[float, float]) -> tuple[float, float]:
+    """Add the wall and CPU time since `since` to `stage` of PROFILE; returns now."""
+    now = _now()
+    setattr(PROFILE, stage, getattr(PROFILE, stage) + now[0] - since[0])
+    PROFILE.cpu[stage] = PROFILE.cpu.get(stage, 0.0) + now[1] - since[1]
+    return now
 
 
 @dataclass
@@ -139,12 +175,14 @@ def _frame(columns: Sequence[Sequence[object]], index: Sequence[int]) -> pl.Data
 
 def decode_fast(payloads: Sequence[bytes | None]) -> DecodedBatch | None:
     """The columnar path; None when a payload does not decode as a tick (or overflows int64)."""
-    t0 = time.perf_counter()
+    t = _now()
     try:
         if payloads and max(map(len, payloads)) > CONTRACT.payload_max_bytes:  # type: ignore[arg-type]
             return None
         # UTF-8 of every payload at once (a character split across two payloads would sit
-        # outside a JSON value, which the decoder rejects anyway)
+        # outside a JSON value, which the decoder rejects anyway). One call per payload: one
+        # call for the batch as a JSON array was slower (0.25 vs 0.22 µs per payload), 0.40
+        # with the check it needs (two invalid payloads can join into a valid array)
         joined = b"".join(payloads)  # type: ignore[arg-type]
         if not joined.isascii():
             joined.decode()
@@ -154,7 +192,14 @@ def decode_fast(payloads: Sequence[bytes | None]) -> DecodedBatch | None:
     except (msgspec.DecodeError, TypeError, UnicodeDecodeError):  # TypeError: a null value
         return None
     finally:
-        PROFILE.decode += time.perf_counter() - t0
+        t = _spent("decode", t)
+    try:
+        return _validated(wires)
+    finally:
+        _spent("validate", t)
+
+
+def _validated(wires: list[WireTick]) -> DecodedBatch | None:
     if not wires:
         return DecodedBatch(_frame([[]] * len(WIRE_TICK_FIELDS), []), [], True)
     columns = [list(map(attrgetter(name), wires)) for name in WIRE_TICK_FIELDS]
@@ -194,7 +239,14 @@ def decode_slow(payloads: Sequence[bytes | None]) -> DecodedBatch:
 
 
 def decode_batch(payloads: Sequence[bytes | None]) -> DecodedBatch:
-    return decode_fast(payloads) or decode_slow(payloads)
+    fast = decode_fast(payloads)
+    if fast is not None:
+        return fast
+    t = _now()
+    try:
+        return decode_slow(payloads)
+    finally:
+        _spent("decode", t)
 
 
 def copy_frame(rows: pl.DataFrame) -> pl.DataFrame:
@@ -394,21 +446,41 @@ def load_ranges(
     if conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         raise ValueError("load_ranges commits its own transaction: pass an idle connection")
     PROFILE.__init__()  # type: ignore[misc]
-    t_start = time.perf_counter()
-    result = LoadResult()
+    t_start = _now()
     by_partition = sorted(ranges, key=lambda r: r.partition)
     if len({r.partition for r in by_partition}) != len(by_partition):
         raise ValueError("at most one range per partition in one load")
+    with _no_cyclic_gc():
+        return _load_ranges(
+            conn, consumer, topic, by_partition, dead_letters, run_id, timeout_s, progress, t_start
+        )
+
+
+def _load_ranges(
+    conn: psycopg.Connection,
+    consumer: Consumer,
+    topic: str,
+    by_partition: Sequence[OffsetRange],
+    dead_letters: DeadLetters,
+    run_id: str | None,
+    timeout_s: float,
+    progress: Callable[[int], None] | None,
+    t_start: tuple[float, float],
+) -> LoadResult:
+    result = LoadResult()
     pending: list[OffsetRange] = []
     try:
         with conn.pipeline():
-            # one round trip for BEGIN (psycopg's, implicit), the locks, taken in partition order
-            # (unnest yields the array in order, so concurrent loaders cannot deadlock) and the
-            # ledger check; sent first, so that the server works while the consumer asks the
-            # broker for the topic's metadata and is assigned. Consuming is read-only: what is
-            # loaded is still decided by the ledger, inside the transaction. Without the metadata
-            # request, a consumer whose broker connection is already up does not look up the
-            # leader of a newly assigned topic until its 1 s metadata timer (ADR 0030)
+            # BEGIN (psycopg's, implicit: in pipeline mode psycopg waits for its result, a round
+            # trip of its own, 4-8 ms for a new connection's first statement), then in one round
+            # trip the locks, taken in partition order (unnest yields the array in order, so
+            # concurrent loaders cannot deadlock), and the ledger check; sent before the
+            # consumer asks the broker for the topic's metadata and is assigned, so that the
+            # server works meanwhile. Consuming is read-only: what is loaded is still decided by
+            # the ledger, inside the transaction. Without the metadata request, a consumer whose
+            # broker connection is already up does not look up the leader of a newly assigned
+            # topic until its 1 s metadata timer (ADR 0030). Assigning in a thread while BEGIN
+            # runs measured no gain: a new consumer's first ~12 ms go to librdkafka (ADR 0037)
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s), p) FROM unnest(%s::int[]) AS p",
                 (topic, [r.partition for r in by_partition]),
@@ -427,7 +499,7 @@ def load_ranges(
                 pending.append(r)
         if result.skipped:
             consumer.pause([TopicPartition(topic, r.partition) for r in result.skipped])
-        PROFILE.prelude = time.perf_counter() - t_start
+        _spent("prelude", t_start)
         counts: dict[int, int] = {}
         if pending:
             counts = _consume_into_copy(
@@ -451,7 +523,7 @@ def load_ranges(
         raise
     result.loaded = pending
     if pending:
-        PROFILE.finish += time.perf_counter() - PROFILE.last_write_end
+        _spent("finish", PROFILE.last_write_end)
     return result
 
 
@@ -563,13 +635,13 @@ def _load(
             # it late while this thread decoded: the server sat idle (ADR 0032)
             with cur.copy(COPY_RAW_TICKS) as copy:
                 for frame, _ in batches_iter:
-                    t0 = time.perf_counter()
+                    t = _now()
                     copy.write(to_csv(copy_frame(frame)))
-                    PROFILE.copy += time.perf_counter() - t0
+                    _spent("copy", t)
                     attempt.loaded(frame)
                     if progress is not None:
                         progress(attempt.rows)
-                PROFILE.last_write_end = time.perf_counter()
+                PROFILE.last_write_end = _now()
             return attempt
         for frame, messages in batches_iter:
             try:
@@ -587,7 +659,7 @@ def _load(
                         attempt.reject(dead_letters, messages[int(row["i"][0])], reason)
             if progress is not None:
                 progress(attempt.rows)
-    PROFILE.last_write_end = time.perf_counter()
+    PROFILE.last_write_end = _now()
     return attempt
 
 
@@ -614,7 +686,7 @@ def _consumed_batches(
     left = sum(r.size for r in pending)
     deadline = time.monotonic() + timeout_s
     first = True
-    t0 = time.perf_counter()  # consume time: from each resumption to the next yield
+    t = _now()  # consume time: from each resumption to the next yield
     while open_parts:
         messages = consumer.consume(max(1, min(batch_size, left)), timeout=CONSUME_WAIT_S)
         if not messages:
@@ -642,13 +714,11 @@ def _consumed_batches(
             offsets = [offsets[i] for i in keep]
         payloads = [m.value() for m in messages]
         left = _close_finished(consumer, topic, open_parts, ends, starts)
-        if first:  # the time to the first batch is a fixed cost, not a consume rate
-            PROFILE.first_batch += time.perf_counter() - t0
-            first = False
-        else:
-            PROFILE.consume += time.perf_counter() - t0
+        # the time to the first batch is a fixed cost, not a consume rate
+        _spent("first_batch" if first else "consume", t)
+        first = False
         yield _Consumed(messages, parts, offsets, payloads)
-        t0 = time.perf_counter()
+        t = _now()
 
 
 def _decoded_batches(
@@ -673,15 +743,11 @@ def _decoded_batches(
     try:
         for c in consumed:
             attempt.consumed += len(c.messages)
-            t0 = time.perf_counter()
-            decode_s = PROFILE.decode
-            batch = decode_batch(c.payloads)
-            t1 = time.perf_counter()
-            if batch.fast:  # decode_fast timed its msgspec part: the rest is validation
-                PROFILE.validate += (t1 - t0) - (PROFILE.decode - decode_s)
+            batch = decode_batch(c.payloads)  # times itself (decode, validate)
+            t = _now()
+            if batch.fast:
                 PROFILE.fast_batches += 1
             else:
-                PROFILE.decode += t1 - t0 - (PROFILE.decode - decode_s)
                 PROFILE.slow_batches += 1
             for i, reason in batch.rejected:
                 attempt.reject(dead_letters, c.messages[i], reason)
@@ -690,7 +756,7 @@ def _decoded_batches(
                 pl.Series("kafka_partition", c.parts, dtype=pl.Int64).gather(index),
                 pl.Series("kafka_offset", c.offsets, dtype=pl.Int64).gather(index),
             )
-            PROFILE.validate += time.perf_counter() - t1  # rejects and offsets
+            _spent("validate", t)  # rejects and offsets
             yield frame, c.messages
     finally:
         consumed.close()

@@ -7,6 +7,7 @@ to the dead-letter topic with their reason.
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -321,12 +322,15 @@ def test_a_crash_in_the_middle_of_the_copy_and_after_it_loses_and_duplicates_not
 ) -> None:
     """The COPY streams batch by batch from the consuming thread, and the ledger rows and COMMIT
     share one round trip: a failure between two COPY batches, or after the COPY (dead letters
-    not acknowledged), rolls back the whole load and leaves the connection idle and usable."""
+    not acknowledged), rolls back the whole load and leaves the connection idle and usable. The
+    cyclic garbage collector is off during the load and back on after it, a crash included."""
     topic, n = long_topic
     calls: list[int] = []
+    collecting: list[bool] = []
 
     def crash_at_the_second_batch(rows: int) -> None:
         calls.append(rows)
+        collecting.append(gc.isenabled())
         if len(calls) == 2:
             raise RuntimeError(f"crash after {rows} rows")
 
@@ -338,6 +342,7 @@ def test_a_crash_in_the_middle_of_the_copy_and_after_it_loses_and_duplicates_not
         with pytest.raises(RuntimeError, match="crash after"):
             _load_long(conn, resources, topic, n, progress=crash_at_the_second_batch)
         assert 0 < calls[0] < calls[1] < n  # the COPY was under way, more batches to come
+        assert collecting == [False, False] and gc.isenabled()
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         assert _long_rows(module_db) == (0, 0)
 

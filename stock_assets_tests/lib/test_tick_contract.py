@@ -3,13 +3,16 @@
 Property-based (hypothesis) over valid and adversarial payloads (stock_assets_tests.payloads):
 record by record, the columnar path (decode_fast: msgspec per payload, polars vectorised check)
 accepts the same payloads with the same values and rejects the same ones with the same reasons
-as the per-record path (marketdata.decode). Dead-letter records are bounded.
+as the per-record path (marketdata.decode). Batches of payload fragments that would join into
+valid JSON (a batch decoded as one array could read across payloads) are among the inputs.
+Dead-letter records are bounded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 
 import polars as pl
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +25,7 @@ from stock_assets_tests.payloads import tick_payloads
 PROPERTY = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def per_record(payloads: list[bytes | None]) -> list[str | None]:
+def per_record(payloads: Sequence[bytes | None]) -> list[str | None]:
     """The reference: one verdict per payload from marketdata.decode (None = accepted)."""
     out: list[str | None] = []
     for p in payloads:
@@ -44,7 +47,7 @@ def verdicts(batch: tick_loader.DecodedBatch, n: int) -> list[str | None]:
     return out
 
 
-def assert_same_rows(batch: tick_loader.DecodedBatch, payloads: list[bytes | None]) -> None:
+def assert_same_rows(batch: tick_loader.DecodedBatch, payloads: Sequence[bytes | None]) -> None:
     for row in batch.rows.iter_rows(named=True):
         tick = marketdata.decode(payloads[row["i"]] or b"")
         assert isinstance(tick, Tick)
@@ -68,6 +71,31 @@ def test_fast_path_matches_per_record_on_one_payload(payload: bytes) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(tick_payloads(), min_size=1, max_size=40))
 def test_decode_batch_matches_per_record_on_a_batch(payloads: list[bytes]) -> None:
+    batch = tick_loader.decode_batch(payloads)
+    assert verdicts(batch, len(payloads)) == per_record(payloads)
+    assert_same_rows(batch, payloads)
+
+
+@st.composite
+def joinable_fragments(draw: st.DrawFn) -> list[bytes]:
+    """Payloads cut in two and glued with commas: invalid alone, often valid JSON once joined."""
+    payloads: list[bytes] = draw(st.lists(tick_payloads(), min_size=1, max_size=12))
+    out: list[bytes] = []
+    for p in payloads:
+        action = draw(st.integers(0, 3))
+        if action == 0 and len(p) > 1:  # cut: two payloads that only make sense together
+            cut = draw(st.integers(1, len(p) - 1))
+            out += [p[:cut], p[cut:]]
+        elif action == 1 and out:  # glue: two values in one payload
+            out[-1] = out[-1] + b"," + p
+        else:
+            out.append(p)
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(joinable_fragments())
+def test_decode_batch_never_reads_across_payloads(payloads: list[bytes]) -> None:
     batch = tick_loader.decode_batch(payloads)
     assert verdicts(batch, len(payloads)) == per_record(payloads)
     assert_same_rows(batch, payloads)
