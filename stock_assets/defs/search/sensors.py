@@ -4,7 +4,7 @@ A partition needs indexing when its upstream (signals, bars_daily, alerts) was m
 the index asset last was — which covers new days, recomputed days, and days whose index run failed
 while the engine was down. The sensor first pings the engine: while it is unreachable the sensor
 skips (naming the URL) instead of launching runs bound to fail; once it answers, it requests ONE
-ranged run (the assets' single-run backfill policy): the first region of stale days, over every
+ranged run (the assets' single-run backfill policy): the NEWEST region of stale days, over every
 index stale in it (days at most `MAX_BRIDGE_DAYS` apart are one region; re-indexing a day that was
 current is idempotent). Further regions come on later ticks, and it requests nothing while the
 auxiliary lane it shares with the forecasts (defs/runs.py) is busy or a run waits in the queue
@@ -72,11 +72,13 @@ def span_request(indices: list[dg.AssetKey], start: date, end: date) -> dg.RunRe
 
 
 def catch_up_request(stale: dict[dg.AssetKey, list[date]]) -> dg.RunRequest | None:
-    """One run: the first region of stale days (any index), for the indices stale inside it."""
+    """One run: the newest region of stale days (any index), for the indices stale inside it.
+    Newest first: the stream's days are searchable within a tick or two, while a history or a
+    recomputed old region (a minute or more of indexing) follows on later ticks."""
     regions = date_spans((d for days in stale.values() for d in days), MAX_BRIDGE_DAYS)
     if not regions:
         return None
-    start, end = regions[0]
+    start, end = regions[-1]
     indices = [key for key, days in stale.items() if any(start <= d <= end for d in days)]
     return span_request(indices, start, end)
 
