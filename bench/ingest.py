@@ -13,8 +13,8 @@ sides and at every size: connections are opened before the clock starts (the war
 connection, and the consumer's connection to the broker: its first request costs ~12-15 ms in
 librdkafka, once per consumer, i.e. once per raw_ticks run; reported as
 `consumer_connect_seconds`), the clock stops after the commit. The baseline does not read
-Kafka, decode, validate, lock or write the ledger: all of that is the loader's overhead. Best of 5 each (3 at 1M), interleaved; database and
-topics are removed at the end.
+Kafka, decode, validate, lock or write the ledger: all of that is the loader's overhead. Best of
+5 each (3 at 1M), interleaved; database and topics are removed at the end.
 
 Steady state of the hypertable: a first load, not measured, creates the chunks (raw_ticks has
 30-day chunks; the bench's ticks span seven sessions, two chunks), and between runs both sides
