@@ -4,11 +4,11 @@ A partition needs indexing when its upstream (signals, bars_daily, alerts) was m
 the index asset last was — which covers new days, recomputed days, and days whose index run failed
 while the engine was down. The sensor first pings the engine: while it is unreachable the sensor
 skips (naming the URL) instead of launching runs bound to fail; once it answers, it requests ONE
-ranged run (the assets' single-run backfill policy): the NEWEST region of stale days, over every
-index stale in it (days at most `MAX_BRIDGE_DAYS` apart are one region; re-indexing a day that was
-current is idempotent). Further regions come on later ticks, and it requests nothing while the
-auxiliary lane it shares with the forecasts (defs/runs.py) is busy or a run waits in the queue
-(`runs.skip_while_lane_busy`).
+ranged run (the assets' single-run backfill policy): one region of stale days, over every index
+stale in it — the newest and the oldest region in turn (days at most `MAX_BRIDGE_DAYS` apart are
+one region; re-indexing a day that was current is idempotent). Further regions come on later
+ticks, and it requests nothing while the auxiliary lane it shares with the forecasts
+(defs/runs.py) is busy or a run waits in the queue (`runs.skip_while_lane_busy`).
 """
 
 from datetime import date
@@ -36,6 +36,7 @@ CATCH_UP_TAG = "search/catch_up"
 # An evaluation is a few run-storage queries (nothing at all while its lane is busy); the first
 # start's history comes as 2-3 regions, one run each, so the interval paces the Signals page.
 SEARCH_INTERVAL_S = 30
+NEWEST, OLDEST = "newest", "oldest"  # the cursor: the end of the stale days the last run took
 INDEXED_FROM = {SIGNALS_INDEX: SIGNALS, DAILY_BARS_INDEX: BARS_DAILY, ALERTS_INDEX: ALERTS}
 
 search_index_job = dg.define_asset_job(
@@ -71,14 +72,15 @@ def span_request(indices: list[dg.AssetKey], start: date, end: date) -> dg.RunRe
     )
 
 
-def catch_up_request(stale: dict[dg.AssetKey, list[date]]) -> dg.RunRequest | None:
-    """One run: the newest region of stale days (any index), for the indices stale inside it.
-    Newest first: the stream's days are searchable within a tick or two, while a history or a
-    recomputed old region (a minute or more of indexing) follows on later ticks."""
+def catch_up_request(stale: dict[dg.AssetKey, list[date]], newest: bool) -> dg.RunRequest | None:
+    """One run: the newest (or the oldest) region of stale days (any index), for the indices
+    stale inside it. The sensor alternates: the stream's days become searchable within a tick or
+    two, and a history or a recomputed old region still gets every other run (newest only
+    starved the history while the stream kept adding days: 2000-2013 unsearchable for minutes)."""
     regions = date_spans((d for days in stale.values() for d in days), MAX_BRIDGE_DAYS)
     if not regions:
         return None
-    start, end = regions[-1]
+    start, end = regions[-1] if newest else regions[0]
     indices = [key for key, days in stale.items() if any(start <= d <= end for d in days)]
     return span_request(indices, start, end)
 
@@ -101,7 +103,10 @@ def search_catch_up(
         search.client(retries=0).cluster.health()
     except SearchUnavailable as exc:
         return dg.SkipReason(f"engine unavailable, will retry: {exc}")
-    request = catch_up_request(stale)
+    newest = context.cursor != NEWEST  # the cursor: which end the previous run took
+    request = catch_up_request(stale, newest)
     if skip := skip_while_lane_busy(context.instance, "aux"):  # again: see its docstring
         return skip
-    return dg.SensorResult(run_requests=[request] if request else [])
+    return dg.SensorResult(
+        run_requests=[request] if request else [], cursor=NEWEST if newest else OLDEST
+    )

@@ -22,6 +22,7 @@ from stock_assets.defs.search.resources import SearchResource
 from stock_assets.defs.search.sensors import (
     RANGE_END_TAG,
     RANGE_START_TAG,
+    catch_up_request,
     search_catch_up,
 )
 from stock_assets.defs.trading.assets import alerts
@@ -271,3 +272,17 @@ def test_alerts_index_holds_the_warehouse_alerts_and_the_sensor_requests_it(
     assert datetime.fromisoformat(doc["ts"]).date() == day
     with dg.build_sensor_context(instance=instance, resources={"search": up}) as ctx:
         assert isinstance(search_catch_up(ctx), dg.SkipReason)  # nothing left to catch up
+
+
+def test_catch_up_takes_the_newest_and_the_oldest_region_in_turn() -> None:
+    old = [date(2004, 3, 1), date(2004, 3, 2)]
+    new = [date(2026, 8, 3)]
+    stale = {SIGNALS_INDEX: [*old, *new], DAILY_BARS_INDEX: old}
+    newest = catch_up_request(stale, newest=True)
+    oldest = catch_up_request(stale, newest=False)
+    assert newest is not None and oldest is not None
+    assert newest.partition_key == "2026-08-03" and newest.asset_selection == [SIGNALS_INDEX]
+    span = (oldest.tags[RANGE_START_TAG], oldest.tags[RANGE_END_TAG])
+    assert span == ("2004-03-01", "2004-03-02")
+    assert oldest.asset_selection == [SIGNALS_INDEX, DAILY_BARS_INDEX]
+    assert catch_up_request({SIGNALS_INDEX: []}, newest=True) is None
