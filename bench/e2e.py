@@ -492,7 +492,11 @@ def measure(
                     if value.event_time is not None:
                         window_start.setdefault(stage, value.event_time)
                 if (reached := dagster_watch.signals_reached()) is not None:
-                    window_start.setdefault("signals_partitions", reached)
+                    # at least the history's last session: a sessions run still writing the
+                    # history's last region when the window begins is not live progress
+                    last = max(end.last_session.values())
+                    floor = stage_progress.stage_time(last, "session", TIMEZONE)
+                    window_start.setdefault("signals_partitions", max(reached, floor or reached))
             if elapsed - last_line >= args.every_s:
                 last_line = elapsed
                 # the Signals page: every history signal searchable (the search catch-up)
