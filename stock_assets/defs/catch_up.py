@@ -20,9 +20,9 @@ sensors instead request nothing while a run of their job is queued or in flight
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import cast
+from typing import Any, cast
 
 import dagster as dg
 
@@ -53,13 +53,21 @@ def stale_days(
     }
 
 
-def region_request(start: date, end: date, run_key: str | None = None) -> dg.RunRequest:
-    """A run over the days start..end: one partition, or a ranged (single-run backfill) run."""
+def region_request(
+    start: date,
+    end: date,
+    run_key: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    **fields: Any,
+) -> dg.RunRequest:
+    """A run over the days start..end: one partition, or a ranged (single-run backfill) run;
+    `fields`: more RunRequest fields (asset_selection, asset_check_keys)."""
     if start == end:
-        return dg.RunRequest(run_key=run_key, partition_key=start.isoformat())
+        return dg.RunRequest(run_key=run_key, partition_key=start.isoformat(), tags=tags, **fields)
     return dg.RunRequest(
         run_key=run_key,
-        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+        tags={**(tags or {}), RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+        **fields,
     )
 
 

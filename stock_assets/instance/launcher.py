@@ -87,8 +87,6 @@ def code_module(origin: JobPythonOrigin) -> str:
 def instance_modules(ref: Any) -> list[str]:
     """The modules of an instance ref's plugin classes (storage, compute logs, coordinator...):
     what every worker imports to rebuild its instance (dagster_postgres, sqlalchemy: ~1 s)."""
-    from dagster._serdes import ConfigurableClassData
-
     return sorted({v.module_name for v in ref if isinstance(v, ConfigurableClassData)})
 
 

@@ -20,8 +20,9 @@ from bokeh_sampledata import stocks
 
 from stock_assets.defs import analytics, ingest, market
 from stock_assets.defs.ingest.sensors import kafka_ticks_sensor
+from stock_assets.defs.kernel import RANGE_END_TAG, RANGE_START_TAG
 from stock_assets.defs.market.jobs import market_end_of_day
-from stock_assets.defs.market.sensors import RANGE_END_TAG, RANGE_START_TAG, sessions_after_ingest
+from stock_assets.defs.market.sensors import sessions_after_ingest
 from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import calendar, db, marketdata
 from stock_assets.lib.calendar import TIMEZONE

@@ -25,9 +25,9 @@ from pydantic import SecretStr
 from stock_assets.defs import analytics, ingest, market
 from stock_assets.defs.ingest.assets import PARTITION_SPANS, TRANSIENT_RETRY_POLICY, raw_ticks
 from stock_assets.defs.ingest.sensors import kafka_ticks_sensor
-from stock_assets.defs.kernel import RAW_TICKS
+from stock_assets.defs.kernel import RANGE_END_TAG, RANGE_START_TAG, RAW_TICKS
 from stock_assets.defs.market.jobs import SESSION_ASSETS, SESSIONS_JOB, sessions_job
-from stock_assets.defs.market.sensors import RANGE_END_TAG, RANGE_START_TAG, sessions_after_ingest
+from stock_assets.defs.market.sensors import sessions_after_ingest
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.runs import LANE_TAG, PRIORITY_TAG, SERIAL_TAG, SettingsRejected
 from stock_assets.defs.trading.resources import TradingConfigResource

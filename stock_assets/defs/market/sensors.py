@@ -24,10 +24,9 @@ from datetime import date
 
 import dagster as dg
 
+from stock_assets.defs.catch_up import region_request
 from stock_assets.defs.ingest.assets import PARTITION_SPANS
 from stock_assets.defs.kernel import (
-    RANGE_END_TAG,
-    RANGE_START_TAG,
     RAW_TICKS,
     START_DATE,
     session_partitions,
@@ -80,11 +79,12 @@ def range_checks(start: date, end: date) -> list[dg.AssetCheckKey] | None:
 
 def partition_run_request(start: date, end: date, run_key: str) -> dg.RunRequest:
     if start == end:
-        return dg.RunRequest(run_key=run_key, partition_key=start.isoformat())
+        return region_request(start, end, run_key)
     checks = range_checks(start, end)
-    return dg.RunRequest(
-        run_key=run_key,
-        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+    return region_request(
+        start,
+        end,
+        run_key,
         asset_selection=SESSION_ASSETS if checks is not None else None,
         asset_check_keys=checks,
     )

@@ -15,14 +15,12 @@ from datetime import date
 
 import dagster as dg
 
-from stock_assets.defs.catch_up import MAX_BRIDGE_DAYS
+from stock_assets.defs.catch_up import MAX_BRIDGE_DAYS, region_request, stale_days
 from stock_assets.defs.kernel import (
     ALERTS,
     ALERTS_INDEX,
     BARS_DAILY,
     DAILY_BARS_INDEX,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
     SIGNALS,
     SIGNALS_INDEX,
 )
@@ -52,24 +50,7 @@ search_index_job = dg.define_asset_job(
 
 def stale_partitions(instance: dg.DagsterInstance, index: dg.AssetKey) -> list[date]:
     """Days whose upstream materialization is newer than the index's (or the index has none)."""
-    event = dg.DagsterEventType.ASSET_MATERIALIZATION
-    upstream = instance.get_latest_storage_id_by_partition(INDEXED_FROM[index], event)
-    indexed = instance.get_latest_storage_id_by_partition(index, event)
-    return sorted(
-        date.fromisoformat(p)
-        for p, storage_id in upstream.items()
-        if storage_id > indexed.get(p, -1)
-    )
-
-
-def span_request(indices: list[dg.AssetKey], start: date, end: date) -> dg.RunRequest:
-    tags = {CATCH_UP_TAG: ",".join(index.to_user_string() for index in indices)}
-    if start == end:
-        return dg.RunRequest(asset_selection=indices, partition_key=start.isoformat(), tags=tags)
-    return dg.RunRequest(
-        asset_selection=indices,
-        tags={**tags, RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
-    )
+    return list(stale_days(instance, index, [INDEXED_FROM[index]]))
 
 
 def catch_up_request(stale: dict[dg.AssetKey, list[date]], newest: bool) -> dg.RunRequest | None:
@@ -82,7 +63,8 @@ def catch_up_request(stale: dict[dg.AssetKey, list[date]], newest: bool) -> dg.R
         return None
     start, end = regions[-1] if newest else regions[0]
     indices = [key for key, days in stale.items() if any(start <= d <= end for d in days)]
-    return span_request(indices, start, end)
+    tags = {CATCH_UP_TAG: ",".join(index.to_user_string() for index in indices)}
+    return region_request(start, end, tags=tags, asset_selection=indices)
 
 
 @dg.sensor(

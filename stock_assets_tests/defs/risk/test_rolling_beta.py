@@ -16,8 +16,7 @@ from bokeh_sampledata import stocks
 from pyspark.sql import SparkSession
 
 from stock_assets.definitions import RESOURCES
-from stock_assets.defs.kernel import ROLLING_BETA
-from stock_assets.defs.market.sensors import RANGE_END_TAG, RANGE_START_TAG
+from stock_assets.defs.kernel import RANGE_END_TAG, RANGE_START_TAG, ROLLING_BETA
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.risk import defs as risk_defs
 from stock_assets.defs.risk.assets import rolling_beta

@@ -14,17 +14,19 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from stock_assets.defs.analytics.assets import signals_asset
-from stock_assets.defs.kernel import ALERTS_INDEX, DAILY_BARS_INDEX, SIGNALS, SIGNALS_INDEX
+from stock_assets.defs.kernel import (
+    ALERTS_INDEX,
+    DAILY_BARS_INDEX,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    SIGNALS,
+    SIGNALS_INDEX,
+)
 from stock_assets.defs.resources import WarehouseResource
 from stock_assets.defs.search import defs as search_defs
 from stock_assets.defs.search.assets import alerts_index, daily_bars_index, signals_index
 from stock_assets.defs.search.resources import SearchResource
-from stock_assets.defs.search.sensors import (
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    catch_up_request,
-    search_catch_up,
-)
+from stock_assets.defs.search.sensors import catch_up_request, search_catch_up
 from stock_assets.defs.trading.assets import alerts
 from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import db

@@ -11,9 +11,16 @@ from datetime import date
 
 import dagster as dg
 
-from stock_assets.defs.catch_up import RANGE_END_TAG, RANGE_START_TAG
 from stock_assets.defs.forecast.sensors import PREDICTIONS_JOB, forecast_after_bars
-from stock_assets.defs.kernel import ALERTS, BARS_DAILY, INDICATORS, PREDICTIONS, SIGNALS
+from stock_assets.defs.kernel import (
+    ALERTS,
+    BARS_DAILY,
+    INDICATORS,
+    PREDICTIONS,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    SIGNALS,
+)
 from stock_assets.defs.runs import Lane, lane_tags
 from stock_assets.defs.trading.assets import signals_through
 from stock_assets.defs.trading.sensors import (
