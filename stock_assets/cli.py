@@ -23,9 +23,16 @@ DAGSTER_DB = "dagster"
 # execute_step.py). One planned event per asset carries the partition range, and the per-day
 # materializations are written in batches. Trade-off (Dagster's comment): a failed ranged run does
 # not mark its partitions failed; the run shows as failed and the sensor re-requests its days.
+# The code server's gRPC threads (`dagster dev` runs a proxy, `code-server start`, in front of a
+# `dagster api grpc` process; each has a pool of min(32, cores + 4) = 6 threads on 2 cores): every
+# sensor of a daemon iteration evaluates at once, and a follower holds its thread while it waits
+# for the sensors before it (defs/runs.py SENSOR_ORDER), so 6 could leave a stream sensor's
+# evaluation queued behind the followers waiting for it.
 DAGSTER_PROCESS_ENV = {
     "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
     "DAGSTER_EVENT_BATCH_SIZE": "1000",
+    "DAGSTER_CODE_SERVER_MAX_WORKERS": "16",
+    "DAGSTER_GRPC_MAX_WORKERS": "16",
 }
 
 

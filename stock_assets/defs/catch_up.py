@@ -12,7 +12,8 @@ sensors instead request nothing while a run of their job is queued or in flight
   target's (new days, recomputed days, days whose run failed) -> one ranged run over the first
   region of them (days at most `MAX_BRIDGE_DAYS` apart; a ranged run writes one event per
   partition, so 11 empty years are not bridged); a further region on a later tick. Nor while its
-  lane is busy or a run waits in the queue (`runs.skip_while_lane_busy`): the jobs sharing a
+  lane is busy or a run waits in the queue (`runs.skip_while_lane_busy`, checked last after the
+  sensors before it in `runs.SENSOR_ORDER`): the jobs sharing a
   lane's slot take turns in their sensors instead of queueing behind one another.
 - `latest_upstream`: the newest materialization storage id of some assets, for an unpartitioned
   follower that runs once for any number of upstream updates (trading/sensors.py).
@@ -27,7 +28,13 @@ from typing import Any, cast
 import dagster as dg
 
 from stock_assets.defs.kernel import RANGE_END_TAG, RANGE_START_TAG
-from stock_assets.defs.runs import LANE_TAG, Lane, skip_while_in_flight, skip_while_lane_busy
+from stock_assets.defs.runs import (
+    LANE_TAG,
+    Lane,
+    skip_unless_lane_free,
+    skip_while_in_flight,
+    skip_while_lane_busy,
+)
 from stock_assets.lib.spans import date_spans
 
 MAX_BRIDGE_DAYS = 31  # like the sessions trigger and the search catch-up
@@ -72,17 +79,18 @@ def region_request(
 
 
 def catch_up(
-    instance: dg.DagsterInstance,
+    context: dg.SensorEvaluationContext,
     job_name: str,
     target: dg.AssetKey,
     upstream: Sequence[dg.AssetKey],
-    lane: Lane | None = None,
+    lane: Lane,
 ) -> dg.SensorResult | dg.SkipReason:
     """Nothing while a run of `job_name` is in flight, or its shared `lane` is busy; else one run
     over the first stale region."""
+    instance = context.instance
     if skip := skip_while_in_flight(instance, job_name):
         return skip
-    if lane and (skip := skip_while_lane_busy(instance, lane)):
+    if skip := skip_while_lane_busy(instance, lane):
         return skip
     stale = stale_days(instance, target, upstream)
     regions = date_spans(stale, MAX_BRIDGE_DAYS)
@@ -94,7 +102,7 @@ def catch_up(
     # always fails does not hold the lane in a loop.
     newest = max(storage_id for day, storage_id in stale.items() if start <= day <= end)
     run_key = f"{job_name}:{start}..{end}@{newest}"
-    if lane and (skip := skip_while_lane_busy(instance, lane)):  # again: see its docstring
+    if skip := skip_unless_lane_free(context, lane):  # the sensors before it first
         return skip
     return dg.SensorResult(run_requests=[region_request(start, end, run_key)])
 
@@ -117,7 +125,7 @@ def partitioned_follower(
         description=description,
     )
     def follower(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        return catch_up(context.instance, job.name, target, upstream, lane)
+        return catch_up(context, job.name, target, upstream, lane)
 
     lane = cast("Lane", job.tags[LANE_TAG])
 

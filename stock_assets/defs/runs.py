@@ -12,7 +12,8 @@
   sensors and schedules additionally request nothing while one is queued or in flight
   (`skip_while_in_flight`), so work never queues behind itself and the next run takes
   everything pending at its launch. The followers of the shared lanes request only into an idle
-  lane and an empty queue (`skip_while_lane_busy`).
+  lane and an empty queue (`skip_while_lane_busy`), after the sensors before them in
+  `SENSOR_ORDER` have queued their runs (`skip_unless_lane_free`, ADR 0039).
 - `in_process_executor`: a run executes its steps in the run worker itself, not one subprocess
   per step (each would import the code location again: ~2-5 s and ~250 MB each on 2 cores).
 - `dagster/max_runtime`: DefaultRunLauncher cannot check a run worker's health, so a worker
@@ -24,9 +25,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import dagster as dg
+
+# not exported by dagster: the tick status the sensor daemon writes (ticks are public in the UI)
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from stock_assets.lib.settings import ConfigError
 
@@ -78,9 +83,7 @@ def skip_while_lane_busy(instance: dg.DagsterInstance, lane: Lane) -> dg.SkipRea
     happens in the sensor, whose next tick takes everything pending, not as queued runs: the
     queue holds the stream's own runs (ingest, sessions) and at most one follower's, dequeued
     within a second. A follower checks first (to skip cheaply) and again right before it returns
-    a request: the daemon evaluates sensors in parallel threads (dagster.yaml `sensors`), so a
-    sensor of the same iteration may have queued a run while this one read its upstream.
-    None: the lane is free."""
+    a request, after the sensors before it (`skip_unless_lane_free`). None: the lane is free."""
     busy = instance.get_run_records(
         dg.RunsFilter(tags={LANE_TAG: lane}, statuses=IN_FLIGHT), limit=1
     )
@@ -90,6 +93,64 @@ def skip_while_lane_busy(instance: dg.DagsterInstance, lane: Lane) -> dg.SkipRea
     if queued:
         return dg.SkipReason(f"a run waits in the queue ({queued[0].dagster_run.run_id})")
     return None
+
+
+# The order in which the sensors of one daemon iteration may queue runs (ADR 0039): the stream's
+# first, then the followers of the shared lanes. The daemon starts every due sensor at once in
+# parallel threads (dagster.yaml `sensors`, its loop is 5 s), so without an order a follower
+# reading "empty queue" raced the stream's sensors and its lane peer: up to four runs were queued
+# within one second (bench/e2e.py max_queued_runs 3-4).
+SENSOR_ORDER = (
+    "kafka_ticks_sensor",
+    "sessions_after_ingest",
+    "trading_after_signals",
+    "alerts_after_bars",
+    "search_catch_up",
+    "forecast_after_bars",
+)
+# A follower waits at most this long for the ticks before it (a stream sensor's evaluation is
+# 0.1-2 s); then it skips and its next tick tries again.
+SETTLE_TIMEOUT_S = 15.0
+SETTLE_POLL_S = 0.2
+# A STARTED tick older than this is one the daemon abandoned (killed mid-tick), not in flight:
+# the daemon's own evaluation timeout is 60 s (DEFAULT_SENSOR_GRPC_TIMEOUT).
+ABANDONED_TICK_S = 90.0
+
+
+def earlier_sensors_in_flight(instance: dg.DagsterInstance, sensor_name: str) -> list[str]:
+    """The sensors before `sensor_name` in SENSOR_ORDER whose newest tick is still evaluating or
+    submitting its runs (the daemon marks a tick STARTED until its runs are queued)."""
+    if instance.schedule_storage is None:  # an ephemeral instance keeps no ticks
+        return []
+    earlier = set(SENSOR_ORDER[: SENSOR_ORDER.index(sensor_name)])
+    now = time.time()
+    busy = []
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        if state.instigator_name not in earlier:
+            continue
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+        if (
+            ticks
+            and ticks[0].status == TickStatus.STARTED
+            and now - ticks[0].timestamp < ABANDONED_TICK_S
+        ):
+            busy.append(state.instigator_name)
+    return sorted(busy, key=SENSOR_ORDER.index)
+
+
+def skip_unless_lane_free(
+    context: dg.SensorEvaluationContext, lane: Lane, timeout_s: float = SETTLE_TIMEOUT_S
+) -> dg.SkipReason | None:
+    """A follower's last check before it returns a request: wait until the sensors before it in
+    SENSOR_ORDER have queued their runs of this daemon iteration, then `skip_while_lane_busy`.
+    So the runs of one iteration are the stream's (ingest, sessions: at most one each) or one
+    follower's, never both, and two followers of a lane never both see it idle."""
+    deadline = time.monotonic() + timeout_s
+    while busy := earlier_sensors_in_flight(context.instance, context.sensor_name):
+        if time.monotonic() >= deadline:
+            return dg.SkipReason(f"{', '.join(busy)} still evaluating after {timeout_s:.0f} s")
+        time.sleep(SETTLE_POLL_S)
+    return skip_while_lane_busy(context.instance, lane)
 
 
 def skip_while_in_flight(instance: dg.DagsterInstance, job_name: str) -> dg.SkipReason | None:

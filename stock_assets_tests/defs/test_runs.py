@@ -29,7 +29,13 @@ from stock_assets.defs.kernel import RANGE_END_TAG, RANGE_START_TAG, RAW_TICKS
 from stock_assets.defs.market.jobs import SESSION_ASSETS, SESSIONS_JOB, sessions_job
 from stock_assets.defs.market.sensors import sessions_after_ingest
 from stock_assets.defs.resources import WarehouseResource
-from stock_assets.defs.runs import LANE_TAG, PRIORITY_TAG, SERIAL_TAG, SettingsRejected
+from stock_assets.defs.runs import (
+    LANE_TAG,
+    PRIORITY_TAG,
+    SENSOR_ORDER,
+    SERIAL_TAG,
+    SettingsRejected,
+)
 from stock_assets.defs.trading.resources import TradingConfigResource
 from stock_assets.lib import db, kafka_admin, marketdata
 from stock_assets.lib.calendar import TIMEZONE
@@ -485,6 +491,11 @@ def test_sensor_driven_jobs_run_one_at_a_time_in_process() -> None:
     assert priority["trading"] == priority["alerts"] > priority["search_index"]
     slots = config["run_coordinator"]["config"]["max_concurrent_runs"]
     assert slots >= len({tags[LANE_TAG] for tags in lanes.values()})  # a slot for every lane
+    # the sensors' order covers every sensor, and each gets a daemon thread of its own (a
+    # follower waits for the ticks of the sensors before it, so those must not sit in the queue)
+    assert set(SENSOR_ORDER) == {sensor.name for sensor in defs.sensors or []}
+    sensors = config["sensors"]
+    assert sensors["use_threads"] and sensors["num_workers"] >= len(SENSOR_ORDER)
     assert isinstance(WarehouseUnavailable("x"), TransientError)
 
 

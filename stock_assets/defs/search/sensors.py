@@ -8,7 +8,8 @@ ranged run (the assets' single-run backfill policy): one region of stale days, o
 stale in it — the newest and the oldest region in turn (days at most `MAX_BRIDGE_DAYS` apart are
 one region; re-indexing a day that was current is idempotent). Further regions come on later
 ticks, and it requests nothing while the auxiliary lane it shares with the forecasts
-(defs/runs.py) is busy or a run waits in the queue (`runs.skip_while_lane_busy`).
+(defs/runs.py) is busy or a run waits in the queue (`runs.skip_while_lane_busy`), checked last
+after the sensors before it in `runs.SENSOR_ORDER`.
 """
 
 from datetime import date
@@ -24,7 +25,7 @@ from stock_assets.defs.kernel import (
     SIGNALS,
     SIGNALS_INDEX,
 )
-from stock_assets.defs.runs import lane_tags, skip_while_lane_busy
+from stock_assets.defs.runs import lane_tags, skip_unless_lane_free, skip_while_lane_busy
 from stock_assets.defs.search.assets import alerts_index, daily_bars_index, signals_index
 from stock_assets.defs.search.resources import SearchResource
 from stock_assets.lib.search.client import SearchUnavailable
@@ -87,7 +88,7 @@ def search_catch_up(
         return dg.SkipReason(f"engine unavailable, will retry: {exc}")
     newest = context.cursor != NEWEST  # the cursor: which end the previous run took
     request = catch_up_request(stale, newest)
-    if skip := skip_while_lane_busy(context.instance, "aux"):  # again: see its docstring
+    if skip := skip_unless_lane_free(context, "aux"):  # the sensors before it first
         return skip
     return dg.SensorResult(
         run_requests=[request] if request else [], cursor=NEWEST if newest else OLDEST

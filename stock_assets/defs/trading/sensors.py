@@ -23,6 +23,7 @@ from stock_assets.defs.kernel import ALERTS, BARS_DAILY, SIGNALS
 from stock_assets.defs.runs import (
     SENSOR_INTERVAL_S,
     serial_job_tags,
+    skip_unless_lane_free,
     skip_while_in_flight,
     skip_while_lane_busy,
 )
@@ -71,7 +72,7 @@ def trading_after_signals(context: dg.SensorEvaluationContext) -> dg.SensorResul
     newest = latest_upstream(context.instance, [SIGNALS, BARS_DAILY])
     if newest <= seen:
         return dg.SkipReason("no new signals or daily bars")
-    if skip := skip_while_lane_busy(context.instance, "trading"):  # again: see its docstring
+    if skip := skip_unless_lane_free(context, "trading"):  # the sensors before it first
         return skip
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=f"{TRADING_JOB}@{newest}")], cursor=str(newest)

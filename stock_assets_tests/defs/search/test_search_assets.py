@@ -172,14 +172,18 @@ def test_engine_stopped_mid_run_fails_clearly_and_a_later_run_catches_up(
     assert 0 < partial < expected  # 2004's days got in before the engine went away
 
     # while the engine is still down the sensor waits instead of launching doomed runs
-    with dg.build_sensor_context(instance=instance, resources={"search": down}) as ctx:
+    with dg.build_sensor_context(
+        instance=instance, sensor_name=search_catch_up.name, resources={"search": down}
+    ) as ctx:
         skipped = search_catch_up(ctx)
     assert isinstance(skipped, dg.SkipReason)
     assert "STOCK_SEARCH_URL" in (skipped.skip_message or "")
 
     # the engine is back: the sensor asks for the missed days as one ranged run, which catches up
     up = _search(search_settings)
-    with dg.build_sensor_context(instance=instance, resources={"search": up}) as ctx:
+    with dg.build_sensor_context(
+        instance=instance, sensor_name=search_catch_up.name, resources={"search": up}
+    ) as ctx:
         requested = search_catch_up(ctx)
     assert isinstance(requested, dg.SensorResult)
     assert requested.run_requests is not None and len(requested.run_requests) == 1
@@ -199,7 +203,9 @@ def test_engine_stopped_mid_run_fails_clearly_and_a_later_run_catches_up(
     assert indexing.count(
         client, templates.SIGNALS, prefix, first - indexing.SIGNAL_REFRESH, last
     ) == (expected)
-    with dg.build_sensor_context(instance=instance, resources={"search": up}) as ctx:
+    with dg.build_sensor_context(
+        instance=instance, sensor_name=search_catch_up.name, resources={"search": up}
+    ) as ctx:
         assert isinstance(search_catch_up(ctx), dg.SkipReason)  # nothing left to catch up
 
 
@@ -241,7 +247,9 @@ def test_alerts_index_holds_the_warehouse_alerts_and_the_sensor_requests_it(
     assert rows and max(r[6] for r in rows) > 1  # same symbol, session and kind, distinct docs
 
     # the alerts are newer than their index: the sensor asks for the whole range in one run
-    with dg.build_sensor_context(instance=instance, resources={"search": up}) as ctx:
+    with dg.build_sensor_context(
+        instance=instance, sensor_name=search_catch_up.name, resources={"search": up}
+    ) as ctx:
         requested = search_catch_up(ctx)
     assert isinstance(requested, dg.SensorResult) and requested.run_requests is not None
     [request] = requested.run_requests
@@ -272,7 +280,9 @@ def test_alerts_index_holds_the_warehouse_alerts_and_the_sensor_requests_it(
         message,
     )
     assert datetime.fromisoformat(doc["ts"]).date() == day
-    with dg.build_sensor_context(instance=instance, resources={"search": up}) as ctx:
+    with dg.build_sensor_context(
+        instance=instance, sensor_name=search_catch_up.name, resources={"search": up}
+    ) as ctx:
         assert isinstance(search_catch_up(ctx), dg.SkipReason)  # nothing left to catch up
 
 

@@ -7,9 +7,12 @@ partitioned alerts / predictions jobs as one ranged run over the first region of
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 
 import dagster as dg
+from dagster._core.scheduler.instigation import InstigatorTick, TickStatus
 
 from stock_assets.defs.forecast.sensors import PREDICTIONS_JOB, forecast_after_bars
 from stock_assets.defs.kernel import (
@@ -21,7 +24,7 @@ from stock_assets.defs.kernel import (
     RANGE_START_TAG,
     SIGNALS,
 )
-from stock_assets.defs.runs import Lane, lane_tags
+from stock_assets.defs.runs import ABANDONED_TICK_S, Lane, lane_tags, skip_unless_lane_free
 from stock_assets.defs.trading.assets import signals_through
 from stock_assets.defs.trading.sensors import (
     ALERTS_JOB,
@@ -41,7 +44,7 @@ def materialize(instance: dg.DagsterInstance, key: dg.AssetKey, *days: str) -> N
 def tick(
     sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None = None
 ) -> dg.SensorResult | dg.SkipReason:
-    with dg.build_sensor_context(instance=instance, cursor=cursor) as ctx:
+    with dg.build_sensor_context(instance=instance, cursor=cursor, sensor_name=sensor.name) as ctx:
         result = sensor(ctx)
     assert isinstance(result, dg.SensorResult | dg.SkipReason)
     return result
@@ -204,3 +207,69 @@ def test_a_follower_requests_only_into_an_idle_lane_and_an_empty_queue() -> None
     assert skipped_for(tick(trading_after_signals, instance), alerts)
     instance.delete_run(alerts.run_id)
     one_request(tick(trading_after_signals, instance))
+
+
+def add_sensor_tick(
+    instance: dg.DagsterInstance, sensor_name: str, started_s_ago: float = 0.0
+) -> InstigatorTick:
+    """A tick of `sensor_name` as the sensor daemon writes it while the sensor evaluates and its
+    runs are submitted (STARTED). Private imports as in `add_lane_run` (test only)."""
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.remote_origin import (
+        InProcessCodeLocationOrigin,
+        RemoteInstigatorOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, TickData
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__))
+    origin = RemoteInstigatorOrigin(RemoteRepositoryOrigin(location, "__repository__"), sensor_name)
+    state = InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus.RUNNING)
+    if instance.get_instigator_state(state.instigator_origin_id, state.selector_id) is None:
+        instance.add_instigator_state(state)
+    return instance.create_tick(
+        TickData(
+            instigator_origin_id=state.instigator_origin_id,
+            instigator_name=sensor_name,
+            instigator_type=InstigatorType.SENSOR,
+            status=TickStatus.STARTED,
+            timestamp=time.time() - started_s_ago,
+            selector_id=state.selector_id,
+        )
+    )
+
+
+def test_a_follower_queues_a_run_only_after_the_sensors_before_it() -> None:
+    """The daemon evaluates every due sensor at once; a follower waits for the ticks of the
+    sensors before it in runs.SENSOR_ORDER, so it sees the runs they queued in the same
+    iteration (without this, four runs were queued within a second)."""
+    with dg.instance_for_test() as instance:
+        materialize(instance, SIGNALS, "2004-03-01")
+        # the Kafka sensor is evaluating; it will queue an ingest run, then end its tick
+        stream = add_sensor_tick(instance, "kafka_ticks_sensor")
+        queued: list[dg.DagsterRun] = []
+
+        def stream_tick_ends() -> None:
+            time.sleep(0.6)
+            run = add_lane_run(instance, "ingest_raw_ticks", "ingest", dg.DagsterRunStatus.QUEUED)
+            queued.append(run)
+            instance.update_tick(stream.with_status(TickStatus.SUCCESS))
+
+        ender = threading.Thread(target=stream_tick_ends)
+        ender.start()
+        result = tick(trading_after_signals, instance)
+        ender.join()
+        assert skipped_for(result, queued[0])  # it waited, then saw the queued run
+
+        # a later sensor's tick does not hold an earlier one; an abandoned tick holds nobody
+        instance.delete_run(queued[0].run_id)
+        add_sensor_tick(instance, "forecast_after_bars")
+        add_sensor_tick(instance, "sessions_after_ingest", started_s_ago=ABANDONED_TICK_S + 1)
+        one_request(tick(trading_after_signals, instance))
+
+        # a tick before it that outlasts the wait: the follower skips and names it
+        add_sensor_tick(instance, "alerts_after_bars")
+        with dg.build_sensor_context(instance=instance, sensor_name="search_catch_up") as ctx:
+            skipped = skip_unless_lane_free(ctx, "aux", timeout_s=0.3)
+        assert skipped is not None and "alerts_after_bars" in (skipped.skip_message or "")
