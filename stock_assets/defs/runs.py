@@ -77,22 +77,32 @@ def in_flight(instance: dg.DagsterInstance, job_name: str) -> list[str]:
     return [record.dagster_run.run_id for record in records]
 
 
-def skip_while_lane_busy(instance: dg.DagsterInstance, lane: Lane) -> dg.SkipReason | None:
-    """The rule of the followers sharing the `trading` and `aux` lanes: request a run only into
-    an idle lane (no run of it queued or in flight) and an empty run queue. Their wait then
-    happens in the sensor, whose next tick takes everything pending, not as queued runs: the
-    queue holds the stream's own runs (ingest, sessions) and at most one follower's, dequeued
-    within a second. A follower checks first (to skip cheaply) and again right before it returns
-    a request, after the sensors before it (`skip_unless_lane_free`). None: the lane is free."""
+def lane_busy(instance: dg.DagsterInstance, lane: Lane) -> dg.SkipReason | None:
+    """A reason to skip while a run of `lane` is queued or in flight; None: the lane is idle."""
     busy = instance.get_run_records(
         dg.RunsFilter(tags={LANE_TAG: lane}, statuses=IN_FLIGHT), limit=1
     )
     if busy:
         return dg.SkipReason(f"the {lane} lane is busy ({busy[0].dagster_run.run_id})")
+    return None
+
+
+def run_queued(instance: dg.DagsterInstance) -> dg.SkipReason | None:
+    """A reason to skip while any run waits in the queue; None: the queue is empty."""
     queued = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]), limit=1)
     if queued:
         return dg.SkipReason(f"a run waits in the queue ({queued[0].dagster_run.run_id})")
     return None
+
+
+def skip_while_lane_busy(instance: dg.DagsterInstance, lane: Lane) -> dg.SkipReason | None:
+    """The rule of the followers sharing the `trading` and `aux` lanes: request a run only into
+    an idle lane (no run of it queued or in flight) and an empty run queue. Their wait then
+    happens in the sensor, whose next tick takes everything pending, not as queued runs: the
+    queue holds the stream's own runs (ingest, sessions) or one follower's, dequeued within a
+    second. A follower checks first (to skip cheaply) and again right before it returns a
+    request, after the sensors before it (`skip_unless_lane_free`). None: the lane is free."""
+    return lane_busy(instance, lane) or run_queued(instance)
 
 
 # The order in which the sensors of one daemon iteration may queue runs (ADR 0039): the stream's
@@ -108,8 +118,8 @@ SENSOR_ORDER = (
     "search_catch_up",
     "forecast_after_bars",
 )
-# A follower waits at most this long for the ticks before it (a stream sensor's evaluation is
-# 0.1-2 s); then it skips and its next tick tries again.
+# A follower waits at most this long for the ticks before it and the queue (a stream sensor's
+# evaluation is 0.1-2 s, a queued run's wait ~1 s); then it skips and its next tick tries again.
 SETTLE_TIMEOUT_S = 15.0
 SETTLE_POLL_S = 0.2
 # A STARTED tick older than this is one the daemon abandoned (killed mid-tick), not in flight:
@@ -142,15 +152,25 @@ def skip_unless_lane_free(
     context: dg.SensorEvaluationContext, lane: Lane, timeout_s: float = SETTLE_TIMEOUT_S
 ) -> dg.SkipReason | None:
     """A follower's last check before it returns a request: wait until the sensors before it in
-    SENSOR_ORDER have queued their runs of this daemon iteration, then `skip_while_lane_busy`.
-    So the runs of one iteration are the stream's (ingest, sessions: at most one each) or one
-    follower's, never both, and two followers of a lane never both see it idle."""
+    SENSOR_ORDER have no tick in flight (their runs of this daemon iteration are then in the run
+    storage) and no run waits in the queue (the stream's are dequeued within ~1 s); skip if its
+    lane is busy. So a follower's run never joins the stream's in the queue, two followers of a
+    lane never both see it idle, and a follower that reads its upstream while the stream's
+    sensors queue runs still gets its turn in the same iteration (skipping instead starved the
+    search catch-up while the stream queued a run every 5 s). None: request."""
     deadline = time.monotonic() + timeout_s
-    while busy := earlier_sensors_in_flight(context.instance, context.sensor_name):
+    while True:
+        if busy := earlier_sensors_in_flight(context.instance, context.sensor_name):
+            waiting = f"{', '.join(busy)} still evaluating"
+        elif skip := lane_busy(context.instance, lane):
+            return skip
+        elif queued := run_queued(context.instance):
+            waiting = queued.skip_message or "a run waits in the queue"
+        else:
+            return None
         if time.monotonic() >= deadline:
-            return dg.SkipReason(f"{', '.join(busy)} still evaluating after {timeout_s:.0f} s")
+            return dg.SkipReason(f"{waiting} after {timeout_s:.0f} s")
         time.sleep(SETTLE_POLL_S)
-    return skip_while_lane_busy(context.instance, lane)
 
 
 def skip_while_in_flight(instance: dg.DagsterInstance, job_name: str) -> dg.SkipReason | None:

@@ -242,34 +242,51 @@ def add_sensor_tick(
 
 def test_a_follower_queues_a_run_only_after_the_sensors_before_it() -> None:
     """The daemon evaluates every due sensor at once; a follower waits for the ticks of the
-    sensors before it in runs.SENSOR_ORDER, so it sees the runs they queued in the same
-    iteration (without this, four runs were queued within a second)."""
+    sensors before it in runs.SENSOR_ORDER and for the runs they queued to leave the queue, so
+    its run never joins theirs there (without this, four runs were queued within a second)."""
     with dg.instance_for_test() as instance:
         materialize(instance, SIGNALS, "2004-03-01")
-        # the Kafka sensor is evaluating; it will queue an ingest run, then end its tick
+        # the Kafka sensor is evaluating; it queues an ingest run and ends its tick, then the
+        # run coordinator dequeues the run
         stream = add_sensor_tick(instance, "kafka_ticks_sensor")
-        queued: list[dg.DagsterRun] = []
+        dequeued = threading.Event()
 
-        def stream_tick_ends() -> None:
-            time.sleep(0.6)
+        def stream_tick_then_dequeue() -> None:
+            time.sleep(0.5)
             run = add_lane_run(instance, "ingest_raw_ticks", "ingest", dg.DagsterRunStatus.QUEUED)
-            queued.append(run)
             instance.update_tick(stream.with_status(TickStatus.SUCCESS))
+            time.sleep(0.5)
+            dequeued.set()  # before the queue is empty: the follower cannot see it empty earlier
+            instance.delete_run(run.run_id)
+            add_lane_run(instance, "ingest_raw_ticks", "ingest", dg.DagsterRunStatus.STARTED)
 
-        ender = threading.Thread(target=stream_tick_ends)
-        ender.start()
+        stream_side = threading.Thread(target=stream_tick_then_dequeue)
+        stream_side.start()
         result = tick(trading_after_signals, instance)
-        ender.join()
-        assert skipped_for(result, queued[0])  # it waited, then saw the queued run
+        returned_after_dequeue = dequeued.is_set()
+        stream_side.join()
+        one_request(result)  # another lane than the stream's: its turn in the same iteration
+        assert returned_after_dequeue
 
         # a later sensor's tick does not hold an earlier one; an abandoned tick holds nobody
-        instance.delete_run(queued[0].run_id)
         add_sensor_tick(instance, "forecast_after_bars")
         add_sensor_tick(instance, "sessions_after_ingest", started_s_ago=ABANDONED_TICK_S + 1)
-        one_request(tick(trading_after_signals, instance))
+        with dg.build_sensor_context(instance=instance, sensor_name="alerts_after_bars") as ctx:
+            assert skip_unless_lane_free(ctx, "trading", timeout_s=0.3) is None
 
-        # a tick before it that outlasts the wait: the follower skips and names it
-        add_sensor_tick(instance, "alerts_after_bars")
+        # a tick before it, or a queued run, that outlasts the wait: the follower skips, naming it
+        still = add_sensor_tick(instance, "alerts_after_bars")
         with dg.build_sensor_context(instance=instance, sensor_name="search_catch_up") as ctx:
             skipped = skip_unless_lane_free(ctx, "aux", timeout_s=0.3)
-        assert skipped is not None and "alerts_after_bars" in (skipped.skip_message or "")
+            assert skipped is not None and "alerts_after_bars" in (skipped.skip_message or "")
+            instance.update_tick(still.with_status(TickStatus.SKIPPED))
+            queued = add_lane_run(
+                instance, "market_sessions", "sessions", dg.DagsterRunStatus.QUEUED
+            )
+            assert skipped_for(
+                skip_unless_lane_free(ctx, "aux", timeout_s=0.3) or dg.SkipReason(), queued
+            )
+            # and a busy lane: at once
+            instance.delete_run(queued.run_id)
+            search = add_lane_run(instance, "search_index", "aux", dg.DagsterRunStatus.STARTED)
+            assert skipped_for(skip_unless_lane_free(ctx, "aux") or dg.SkipReason(), search)
