@@ -109,12 +109,15 @@ def skip_while_lane_busy(instance: dg.DagsterInstance, lane: Lane) -> dg.SkipRea
 # first, then the followers of the shared lanes. The daemon starts every due sensor at once in
 # parallel threads (dagster.yaml `sensors`, its loop is 5 s), so without an order a follower
 # reading "empty queue" raced the stream's sensors and its lane peer: up to four runs were queued
-# within one second (bench/e2e.py max_queued_runs 3-4).
+# within one second (bench/e2e.py max_queued_runs 3-4). Within a shared lane the follower that
+# ticks less often goes first: alerts (30 s) before trading (5 s), which has new signals after
+# nearly every sessions run and, first, kept the lane busy until alerts' milestone moved from
+# 107-162 s to 224 s; search (30 s) before predictions (60 s), for the Signals page.
 SENSOR_ORDER = (
     "kafka_ticks_sensor",
     "sessions_after_ingest",
-    "trading_after_signals",
     "alerts_after_bars",
+    "trading_after_signals",
     "search_catch_up",
     "forecast_after_bars",
 )
