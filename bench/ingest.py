@@ -23,9 +23,11 @@ chunks and made every run create them again (9-43 ms of server CPU at 10k rows),
 loader appending to raw_ticks pays once a month. That cold case is measured too, at 10k rows /
 1 partition, and reported apart (`cold_chunks`, not in `ratio` or `linearity`).
 
-The loader's profile split is the best ingest run's: wall seconds per stage and the loader
-thread's CPU seconds per stage (time.thread_time; "process" is every thread's CPU), with the
-PostgreSQL backend's own split of each side's best run (on CPU / waiting for a core / idle
+Medians over every run of each side (wall, and the server's CPU) are reported too: the best
+run's server split is a single sample, and at 10k rows it varies by +-15 ms from run to run on a
+shared machine. The loader's profile split is the best ingest run's: wall seconds per stage and
+the loader thread's CPU seconds per stage (time.thread_time; "process" is every thread's CPU),
+with the PostgreSQL backend's own split of each side's best run (on CPU / waiting for a core / idle
 waiting for data, from /proc/<pid>/schedstat when the server is local): the two sides give the
 server the same work, so a difference shows up as waiting (the loader's CPU competes with the
 server for the cores) or idle (the loader did not feed it). Load average is recorded (the
@@ -255,15 +257,24 @@ def measure(
     ingest_s, profile, ingest_server = math.inf, tick_loader.LoadProfile(), None
     copy_s, copy_server = math.inf, None
     connects: list[float] = []
+    # every run's wall and server CPU seconds: the best run's single server figure is one sample
+    walls: dict[str, list[float]] = {"ingest": [], "raw_copy": []}
+    server_cpu: dict[str, list[float]] = {"ingest": [], "raw_copy": []}
     # interleaved: the machine is shared, both sides see its noise
     for _ in range(repeats or (REPEATS if n < 1_000_000 else 3)):
         again, again_profile, again_server, connect_s = run_ingest(
             db_settings, kafka, topic, n, partitions, keep_chunks
         )
         connects.append(connect_s)
+        walls["ingest"].append(again)
+        if again_server is not None:
+            server_cpu["ingest"].append(again_server["cpu"])
         if again < ingest_s:
             ingest_s, profile, ingest_server = again, again_profile, again_server
         again, again_server = run_raw_copy(db_settings, rows, keep_chunks)
+        walls["raw_copy"].append(again)
+        if again_server is not None:
+            server_cpu["raw_copy"].append(again_server["cpu"])
         if again < copy_s:
             copy_s, copy_server = again, again_server
         loads.append(os.getloadavg()[0])
@@ -280,6 +291,11 @@ def measure(
         "profile_cpu_seconds": {f: round(profile.cpu.get(f, 0.0), 4) for f in PROFILE_FIELDS},
         # the PostgreSQL backend during the best run of each side (None: server not local)
         "server_seconds": {"ingest": ingest_server, "raw_copy": copy_server},
+        # medians over every run of each side: the noise the best-of figures hide
+        "median_seconds": {k: round(statistics.median(v), 4) for k, v in walls.items()},
+        "median_server_cpu_seconds": {
+            k: round(statistics.median(v), 4) if v else None for k, v in server_cpu.items()
+        },
         "fast_batches": profile.fast_batches,
         "slow_batches": profile.slow_batches,
         # before the clock (median): the asset pays it once per run
@@ -306,6 +322,12 @@ def print_run(run: dict[str, object]) -> None:
     cpu = run["profile_cpu_seconds"]
     assert isinstance(cpu, dict)
     print(f"{'':>11}loader CPU: " + ", ".join(f"{k} {v:.3f}s" for k, v in cpu.items()))
+    med, med_cpu = run["median_seconds"], run["median_server_cpu_seconds"]
+    assert isinstance(med, dict) and isinstance(med_cpu, dict)
+    print(
+        f"{'':>11}medians of all runs: ingest {med['ingest']:.3f}s, raw COPY "
+        f"{med['raw_copy']:.3f}s; server on CPU {med_cpu['ingest']}s vs {med_cpu['raw_copy']}s"
+    )
     server = run["server_seconds"]
     assert isinstance(server, dict)
     for side, split in server.items():
