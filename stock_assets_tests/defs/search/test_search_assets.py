@@ -286,15 +286,16 @@ def test_alerts_index_holds_the_warehouse_alerts_and_the_sensor_requests_it(
         assert isinstance(search_catch_up(ctx), dg.SkipReason)  # nothing left to catch up
 
 
-def test_catch_up_takes_the_newest_and_the_oldest_region_in_turn() -> None:
+def test_catch_up_takes_the_oldest_and_the_newest_region_in_turn() -> None:
     old = [date(2004, 3, 1), date(2004, 3, 2)]
     new = [date(2026, 8, 3)]
     stale = {SIGNALS_INDEX: [*old, *new], DAILY_BARS_INDEX: old}
-    newest = catch_up_request(stale, newest=True)
-    oldest = catch_up_request(stale, newest=False)
-    assert newest is not None and oldest is not None
-    assert newest.partition_key == "2026-08-03" and newest.asset_selection == [SIGNALS_INDEX]
+    oldest, cursor = catch_up_request(stale, None)  # the first run: the history first
+    newest, then = catch_up_request(stale, cursor)
+    assert oldest is not None and newest is not None
     span = (oldest.tags[RANGE_START_TAG], oldest.tags[RANGE_END_TAG])
     assert span == ("2004-03-01", "2004-03-02")
     assert oldest.asset_selection == [SIGNALS_INDEX, DAILY_BARS_INDEX]
-    assert catch_up_request({SIGNALS_INDEX: []}, newest=True) is None
+    assert newest.partition_key == "2026-08-03" and newest.asset_selection == [SIGNALS_INDEX]
+    assert catch_up_request(stale, then)[0] == oldest  # and so on, in turn
+    assert catch_up_request({SIGNALS_INDEX: []}, cursor)[0] is None
