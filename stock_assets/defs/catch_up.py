@@ -13,8 +13,8 @@ sensors instead request nothing while a run of their job is queued or in flight
   region of them (days at most `MAX_BRIDGE_DAYS` apart; a ranged run writes one event per
   partition, so 11 empty years are not bridged); a further region on a later tick. Nor while its
   lane is busy or a run waits in the queue (`runs.skip_while_lane_busy`, checked last after the
-  sensors before it in `runs.SENSOR_ORDER`): the jobs sharing a
-  lane's slot take turns in their sensors instead of queueing behind one another.
+  sensors before it in `runs.SENSOR_ORDER`): the jobs sharing a lane's slot take turns in their
+  sensors instead of queueing behind one another.
 - `latest_upstream`: the newest materialization storage id of some assets, for an unpartitioned
   follower that runs once for any number of upstream updates (trading/sensors.py).
 """

@@ -6,10 +6,10 @@ while the engine was down. The sensor first pings the engine: while it is unreac
 skips (naming the URL) instead of launching runs bound to fail; once it answers, it requests ONE
 ranged run (the assets' single-run backfill policy): one region of stale days, over every index
 stale in it — the oldest and the newest region in turn, the oldest first (days at most
-`MAX_BRIDGE_DAYS` apart are one region; re-indexing a day that was current is idempotent). Further regions come on later
-ticks, and it requests nothing while the auxiliary lane it shares with the forecasts
-(defs/runs.py) is busy or a run waits in the queue (`runs.skip_while_lane_busy`), checked last
-after the sensors before it in `runs.SENSOR_ORDER`.
+`MAX_BRIDGE_DAYS` apart are one region; re-indexing a day that was current is idempotent).
+Further regions come on later ticks, and it requests nothing while the auxiliary lane it shares
+with the forecasts (defs/runs.py) is busy or a run waits in the queue
+(`runs.skip_while_lane_busy`), checked last after the sensors before it in `runs.SENSOR_ORDER`.
 """
 
 from datetime import date
