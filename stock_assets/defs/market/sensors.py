@@ -26,11 +26,7 @@ import dagster as dg
 
 from stock_assets.defs.catch_up import region_request
 from stock_assets.defs.ingest.assets import PARTITION_SPANS
-from stock_assets.defs.kernel import (
-    RAW_TICKS,
-    START_DATE,
-    session_partitions,
-)
+from stock_assets.defs.kernel import RAW_TICKS, START_DATE, session_partitions
 from stock_assets.defs.market.jobs import SESSION_ASSETS, SESSIONS_JOB, sessions_job
 from stock_assets.defs.runs import SENSOR_INTERVAL_S, skip_while_in_flight
 from stock_assets.lib.spans import DateSpan, merge_spans
@@ -78,9 +74,7 @@ def range_checks(start: date, end: date) -> list[dg.AssetCheckKey] | None:
 
 
 def partition_run_request(start: date, end: date, run_key: str) -> dg.RunRequest:
-    if start == end:
-        return region_request(start, end, run_key)
-    checks = range_checks(start, end)
+    checks = range_checks(start, end)  # None for a single day: the job's own selection
     return region_request(
         start,
         end,

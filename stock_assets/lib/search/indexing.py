@@ -319,10 +319,8 @@ def sync_window(
     for start, end in year_spans(first, last):
         docs = reader(conn, start, end)
         report = IndexReport(dataset.name, start, end, rows_read=len(docs))
-        actions = [
-            _index_action(dataset.index_for(prefix, _day(doc[dataset.date_field])), doc, now)
-            for doc in docs
-        ]
+        index = dataset.index_for(prefix, start)  # the span lies in one year
+        actions = [_index_action(index, doc, now) for doc in docs]
         kept = {(a["_index"], a["_id"]) for a in actions}
         stale = sorted(_existing(client, dataset, prefix, start, end) - kept)
         actions.extend({"_op_type": "delete", "_index": i, "_id": d} for i, d in stale)

@@ -230,7 +230,7 @@ def migrate_monthly_indices(client: Elasticsearch, dataset: Dataset, prefix: str
         client.reindex(
             body={
                 "source": {"index": ",".join(names)},
-                "dest": {"index": f"{prefix}-{dataset.name}-{year}"},
+                "dest": {"index": dataset.index_for(prefix, date(int(year), 1, 1))},
             },
             params={"refresh": "true", "wait_for_completion": "true"},
         )
