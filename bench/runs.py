@@ -78,13 +78,14 @@ baseline_defs = dg.Definitions.merge(
 )
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    """(seconds, stdout) of a process, start to exit."""
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{argv[:4]} failed: {done.stderr[-2000:]}")
-    return elapsed
+    return elapsed, done.stdout
 
 
 def import_times() -> dict[str, dict[str, list[float]]]:
@@ -107,10 +108,9 @@ def import_times() -> dict[str, dict[str, list[float]]]:
                 "import time; t = time.perf_counter(); import " + modules + "; "
                 "print(time.perf_counter() - t)"
             )
-            started = time.perf_counter()
-            done = subprocess.run([*py, code], capture_output=True, text=True, cwd=REPO, check=True)
-            times[name]["process"].append(time.perf_counter() - started)
-            times[name]["import"].append(float(done.stdout.split()[-1]))
+            elapsed, stdout = timed([*py, code])
+            times[name]["process"].append(elapsed)
+            times[name]["import"].append(float(stdout.split()[-1]))
     return times
 
 
@@ -190,7 +190,7 @@ def empty_runs(db_settings: DbSettings, kafka: KafkaSettings) -> dict[str, list[
         for _ in range(RUN_ROUNDS):
             for name, argv in variants.items():
                 config = ["-j", jobs[name], "-c", str(home / "run.yaml")]
-                times[name].append(timed([*argv, *config], env))
+                times[name].append(timed([*argv, *config], env)[0])
         times |= warm_launches(home, run_config, env)
     return times
 
