@@ -112,8 +112,8 @@ def test_a_killed_server_connection_costs_a_reconnect_not_an_error(instance, dag
     operate(instance, run)
     with psycopg.connect(dagster_db.conninfo(), autocommit=True) as admin:
         killed = admin.execute(
-            # client backends of this user only: a background worker (autovacuum, a superuser process)
-            # in the database cannot be terminated by it, and failed the test now and then
+            # client backends of this user only: it cannot terminate a background worker in
+            # the database (autovacuum, a superuser process), which failed the test now and then
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = %s AND pid <> pg_backend_pid() "
             "AND backend_type = 'client backend' AND usename = current_user",
